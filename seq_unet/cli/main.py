@@ -1,0 +1,98 @@
+"""``seq-unet <step> [Hydra overrides]``: one command per pipeline step.
+
+Every step composes the same Hydra config (``conf/``), so an override such as
+``data=mygenome`` or ``model.depth=4`` means the same thing to every step. The
+Snakemake workflow calls these commands; a user can run any step alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+USAGE = """usage: seq-unet <step> [key=value ...] [hydra options]
+
+Predict genome-wide tracks from DNA sequence with a 1D dilated U-Net.
+
+steps (in pipeline order):
+{steps}
+
+Each step takes Hydra overrides of the config in conf/ (see `seq-unet <step> --cfg job`):
+  seq-unet train data=sacCer3 model.depth=4 trainer.max_epochs=20
+  seq-unet train -m model.skip=concat,add,none seed=0,1,2      # multirun sweep
+  seq-unet predict predict.ckpt=model.ckpt predict.fasta=other.fa predict.out_dir=out/
+Own data: put mygenome.yaml beside conf/data/sacCer3.yaml, or in a folder of
+your own with hydra.searchpath=[file:///abs/path/to/conf] and data=mygenome.
+The whole pipeline: `snakemake --cores N [--config data=NAME]`.
+"""
+
+
+def config_dir() -> Path:
+    """The packaged config folder (wheel install) or the repository's ``conf/`` (source/editable)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").exists():
+            return candidate
+    raise FileNotFoundError(f"seq-unet configuration folder not found near {here}")
+
+
+def _step_help(step: str, fn) -> str:
+    doc = (fn.__doc__ or "").strip()
+    return (f"usage: seq-unet {step} [key=value ...] [--cfg job] [-m]\n\n{doc}\n\n"
+            f"Options are Hydra overrides of the config in {config_dir()}.\n"
+            f"`seq-unet {step} --cfg job` prints the resolved config; `--info` shows the search path.\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from seq_unet.cli.steps import STEPS
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    steps = "\n".join(f"  {name:<9} {(fn.__doc__ or '').strip().splitlines()[0]}" for name, fn in STEPS.items())
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE.format(steps=steps))
+        return 0
+    step, rest = argv[0], argv[1:]
+    if step not in STEPS:
+        print(f"seq-unet: unknown step {step!r}\n\n" + USAGE.format(steps=steps), file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in rest):
+        print(_step_help(step, STEPS[step]))
+        return 0
+    return _run_hydra(step, STEPS[step], rest)
+
+
+def _run_hydra(step: str, fn, args: list[str]) -> int:
+    import hydra
+    from omegaconf import DictConfig
+
+    from seq_unet.errors import InputError
+
+    result: dict = {}
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+    def _task(cfg: DictConfig):
+        try:
+            value = fn(cfg)
+        except InputError as exc:
+            logging.getLogger("seq_unet").error("%s", exc)
+            print(f"seq-unet {step}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        result["value"] = value
+        return value
+
+    saved = sys.argv
+    sys.argv = [f"seq-unet-{step}", f"hydra.job.name={step}", *args]
+    try:
+        _task()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,257 @@
+"""The pipeline steps, each a function of the composed Hydra config.
+
+These are thin: they read paths and options from the config and call the
+library. ``seq_unet.cli.main`` turns each into a ``seq-unet <step>`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seq_unet.errors import InputError
+
+log = logging.getLogger("seq_unet")
+
+
+def _tracks(cfg: DictConfig) -> dict[str, str]:
+    tracks = OmegaConf.to_container(cfg.data.tracks) if cfg.data.get("tracks") else {}
+    if not tracks:
+        raise InputError(f"data config {cfg.data.name!r} lists no tracks (data.tracks: name -> bigWig)")
+    return {str(k): str(v) for k, v in tracks.items()}
+
+
+def _spec(cfg: DictConfig):
+    from seq_unet.data.windows import WindowSpec
+
+    return WindowSpec(int(cfg.data.window_length), int(cfg.data.stride), int(cfg.data.target_resolution),
+                      float(cfg.data.min_valid_fraction))
+
+
+def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
+    from seq_unet.data.windows import assign_splits
+
+    return assign_splits(chroms, list(cfg.data.val_chroms), list(cfg.data.test_chroms))
+
+
+def _check_model_length(cfg: DictConfig, length: int) -> None:
+    from seq_unet.model.geometry import check_input_length
+
+    try:
+        check_input_length(length, cfg.model.pool if isinstance(cfg.model.pool, int) else list(cfg.model.pool),
+                           int(cfg.model.depth))
+    except ValueError as exc:
+        raise InputError(f"data.window_length: {exc}") from exc
+
+
+def genome(cfg: DictConfig) -> None:
+    """Decompress and index the FASTA, write chromosome sizes, check the tracks' chromosome names."""
+    from seq_unet.io.genome import prepare_fasta, write_chrom_sizes
+    from seq_unet.io.tracks import check_tracks_match_genome
+
+    sizes = prepare_fasta(cfg.data.fasta, cfg.paths.fasta)
+    check_tracks_match_genome(sizes, _tracks(cfg))
+    write_chrom_sizes(sizes, cfg.paths.chrom_sizes)
+    log.info("genome %s: %d chromosomes, %d bp -> %s", cfg.data.fasta, len(sizes), sum(sizes.values()),
+             cfg.paths.fasta)
+
+
+def windows(cfg: DictConfig) -> None:
+    """Tile the genome into windows, assign splits and describe masks (windows.tsv)."""
+    from seq_unet.data.windows import make_windows
+    from seq_unet.io.atomic import atomic_path
+
+    spec = _spec(cfg)
+    _check_model_length(cfg, spec.length)
+    df = make_windows(cfg.paths.fasta, _tracks(cfg), spec, list(cfg.data.val_chroms), list(cfg.data.test_chroms),
+                      cfg.data.get("blacklist"))
+    with atomic_path(cfg.paths.windows) as tmp:
+        df.to_csv(tmp, sep="\t", index=False)
+    log.info("wrote %d windows to %s", len(df), cfg.paths.windows)
+
+
+def extract(cfg: DictConfig) -> None:
+    """Write the on-disk dataset (DNA codes, binned targets, masks, manifest) per split."""
+    import pandas as pd
+
+    from seq_unet.data.store import extract_dataset
+
+    if not Path(cfg.paths.windows).exists():
+        raise InputError(f"{cfg.paths.windows} does not exist; run `seq-unet windows` first")
+    df = pd.read_csv(cfg.paths.windows, sep="\t", dtype={"chrom": str})
+    manifest = extract_dataset(cfg.paths.fasta, _tracks(cfg), df, _spec(cfg), cfg.paths.dataset,
+                               cfg.data.get("blacklist"),
+                               extra={"data_config": OmegaConf.to_container(cfg.data, resolve=True)})
+    for split, info in manifest["splits"].items():
+        log.info("%s: %d windows on %s", split, info["windows"], ", ".join(info["chroms"]))
+
+
+def _trainer_kwargs(cfg: DictConfig) -> dict:
+    import torch
+
+    kw = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if kw.get("precision") is None:
+        gpu = kw.get("accelerator") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        kw["precision"] = "bf16-mixed" if gpu else "32-true"
+    return kw
+
+
+def train(cfg: DictConfig) -> float:
+    """Train the U-Net on the extracted dataset; keep the best checkpoint on the validation chromosomes.
+
+    Returns the best validation Pearson (mean over tracks), for sweepers.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from seq_unet.data.datamodule import WindowDataModule
+    from seq_unet.io.atomic import atomic_path
+    from seq_unet.lit import SeqUNetModule
+
+    pl.seed_everything(int(cfg.seed), workers=True)
+    out = Path(cfg.train.out_dir)
+    dm = WindowDataModule(cfg.paths.dataset, batch_size=int(cfg.train.batch_size),
+                          num_workers=int(cfg.train.num_workers), reverse_complement=bool(cfg.train.reverse_complement),
+                          seed=int(cfg.seed))
+    m = dm.manifest
+    _check_model_length(cfg, int(m["window_length"]))
+    if m["splits"]["train"]["windows"] == 0 or m["splits"]["val"]["windows"] == 0:
+        raise InputError(f"dataset {cfg.paths.dataset} has no usable train or validation windows: {m['splits']}")
+    module = SeqUNetModule(
+        tracks=m["tracks"], window_length=m["window_length"], target_resolution=m["target_resolution"],
+        target_mean=[m["target_mean"][t] for t in m["tracks"]], target_std=[m["target_std"][t] for t in m["tracks"]],
+        model=OmegaConf.to_container(cfg.model, resolve=True), lr=float(cfg.train.lr),
+        weight_decay=float(cfg.train.weight_decay), warmup_fraction=float(cfg.train.warmup_fraction),
+        loss=str(cfg.train.loss),
+    )
+    n_params = sum(p.numel() for p in module.parameters())
+    log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
+             n_params, module.net.channels, module.net.receptive_field, m["window_length"])
+    ckpt_dir = out / "checkpoints"
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor="val/pearson", mode="max",
+                              save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    callbacks = [best_cb, LearningRateMonitor(logging_interval="epoch")]
+    if int(cfg.train.early_stopping_patience) > 0:
+        callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
+                                       patience=int(cfg.train.early_stopping_patience)))
+    trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
+                         logger=CSVLogger(str(out), name="", version="logs"))
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if bool(cfg.train.resume) and last.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    t0 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    seconds = time.time() - t0
+    best = float(best_cb.best_model_score) if best_cb.best_model_score is not None else float("nan")
+    if trainer.is_global_zero:
+        if not best_cb.best_model_path:
+            raise InputError("training finished without a validation score; is the validation split empty?")
+        with atomic_path(out / "best.ckpt") as tmp:
+            shutil.copyfile(best_cb.best_model_path, tmp)
+        summary = {"best_val_pearson": best, "best_checkpoint": str(out / "best.ckpt"),
+                   "epochs": trainer.current_epoch, "global_step": trainer.global_step, "train_seconds": seconds,
+                   "parameters": n_params, "receptive_field_bp": module.net.receptive_field,
+                   "overrides": list(_overrides()),
+                   "metrics_csv": str(out / "logs" / "metrics.csv")}
+        with atomic_path(out / "train_summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+        log.info("best validation Pearson %.4f -> %s (%.0f s)", best, out / "best.ckpt", seconds)
+    return best
+
+
+def _overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def predict(cfg: DictConfig) -> None:
+    """Predict every base of every chromosome and write one bigWig per track."""
+    from seq_unet.predict.genome_wide import predict_genome
+
+    p = cfg.predict
+    paths = predict_genome(p.ckpt, p.fasta, p.out_dir, p.window_length, p.crop, int(p.batch_size),
+                           float(p.precision), bool(p.reverse_complement), bool(p.mask_unknown), str(p.device))
+    for track, path in paths.items():
+        log.info("%s -> %s", track, path)
+
+
+def baseline(cfg: DictConfig) -> None:
+    """Fit the GC and k-mer ridge baselines on the training chromosomes; write their bigWigs."""
+    from seq_unet.evaluate.baseline import fit_baselines
+    from seq_unet.io.genome import read_chrom_sizes
+
+    sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
+    fit_baselines(cfg.paths.fasta, _tracks(cfg), _split_of(cfg, list(sizes)), cfg.paths.baseline,
+                  int(cfg.evaluate.baseline_bin))
+
+
+def evaluate(cfg: DictConfig) -> None:
+    """Score predictions and baselines against the measured tracks; write metrics.tsv and plots."""
+    from seq_unet.evaluate.metrics import evaluate as score_all
+    from seq_unet.evaluate.plots import plot_chromosomes
+    from seq_unet.io.atomic import atomic_path
+    from seq_unet.io.genome import read_chrom_sizes
+    from seq_unet.io.intervals import read_bed
+
+    sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
+    split_of = _split_of(cfg, list(sizes))
+    tracks = _tracks(cfg)
+    preds = {"seq-unet": {t: str(Path(cfg.paths.predictions) / f"{t}.bw") for t in tracks}}
+    for name in ("kmer_ridge", "gc"):
+        preds[name] = {t: str(Path(cfg.paths.baseline) / f"{t}.{name}.bw") for t in tracks}
+    for name, paths in preds.items():
+        for t, path in paths.items():
+            if not Path(path).exists():
+                raise InputError(f"{path} ({name} prediction of {t}) does not exist; run the predict/baseline steps")
+    blacklist = read_bed(cfg.data.blacklist, sizes) if cfg.data.get("blacklist") else None
+    df = score_all(preds, tracks, sizes, split_of, [int(r) for r in cfg.evaluate.resolutions], blacklist)
+    out = Path(cfg.paths.eval)
+    with atomic_path(out / "metrics.tsv") as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    test = {c: sizes[c] for c in sizes if split_of[c] == "test"}
+    res = int(cfg.evaluate.resolutions[0])
+    for t in tracks:
+        sub = df[(df.track == t) & (df.resolution_bp == res) & (df.split == "test")]
+        r = {(row.predictor, row.chrom): row.pearson for row in sub.itertuples()}
+        plot_chromosomes(t, tracks[t], {k: v[t] for k, v in preds.items()}, test, out / f"{t}.test_chroms.png",
+                         res, r)
+    summary = df[(df.split == "test") & (df.chrom == "all")]
+    for row in summary.itertuples():
+        log.info("test %-8s %-10s %6d bp: pearson %.3f spearman %.3f (%d bins)", row.track, row.predictor,
+                 row.resolution_bp, row.pearson, row.spearman, row.n_bins)
+
+
+def browser(cfg: DictConfig) -> None:
+    """Write an IGV session opening the genome with the predicted and measured tracks."""
+    from seq_unet.predict.browser import write_igv_session
+
+    tracks = _tracks(cfg)
+    predicted = {t: str(Path(cfg.predict.out_dir) / f"{t}.bw") for t in tracks}
+    for t, path in predicted.items():
+        if not Path(path).exists():
+            raise InputError(f"{path} (prediction of {t}) does not exist; run `seq-unet predict` first")
+    out = write_igv_session(Path(cfg.paths.browser) / "igv_session.xml", cfg.predict.fasta, predicted, tracks)
+    log.info("IGV session -> %s (IGV: File > Open Session...)", out)
+
+
+STEPS = {
+    "genome": genome,
+    "windows": windows,
+    "extract": extract,
+    "train": train,
+    "predict": predict,
+    "baseline": baseline,
+    "evaluate": evaluate,
+    "browser": browser,
+}

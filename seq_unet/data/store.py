@@ -1,0 +1,181 @@
+"""On-disk dataset: one folder per split, read lazily through memory maps.
+
+Layout of ``<dataset>/<split>/``:
+    ``dna.npy``     uint8 ``(n_windows, length)`` base codes (A,C,G,T = 0..3, unknown = 4)
+    ``target.npy``  float32 ``(n_windows, n_tracks, length // resolution)``
+    ``mask.npy``    bool, same shape as target: True where the target is valid
+    ``windows.tsv`` the windows, row ``i`` describing index ``i`` of the arrays
+and ``<dataset>/manifest.json`` describes the whole (window length, stride,
+resolution, tracks, splits, genome checksum, per-track train statistics).
+Arrays are written row by row into memory maps, so extraction never holds the
+dataset in RAM, and the folder appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from seq_unet import __version__
+from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
+from seq_unet.errors import InputError
+from seq_unet.io.atomic import atomic_dir
+from seq_unet.io.genome import Genome, one_hot, reverse_complement_codes, sequence_checksum
+from seq_unet.io.intervals import read_bed
+from seq_unet.io.tracks import open_bigwig
+
+log = logging.getLogger(__name__)
+
+
+def _file_md5(path: str) -> str:
+    return sequence_checksum(path)
+
+
+def count_unknown_bases(genome: Genome, chunk: int = 1 << 23) -> dict[str, int]:
+    """Per chromosome, the number of N / IUPAC-ambiguous bases (read in chunks)."""
+    out = {}
+    for chrom, size in genome.sizes.items():
+        out[chrom] = sum(int((genome.codes(chrom, s, min(s + chunk, size)) == 4).sum())
+                         for s in range(0, size, chunk))
+    return out
+
+
+def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, spec: WindowSpec,
+                    out_dir: str | os.PathLike, blacklist_bed: str | None = None,
+                    extra: dict | None = None) -> dict:
+    """Write the usable windows of every split to ``out_dir`` and return the manifest."""
+    genome = Genome(fasta)
+    blacklist = read_bed(blacklist_bed, genome.sizes) if blacklist_bed else None
+    names = list(tracks)
+    bws = {n: open_bigwig(tracks[n]) for n in names}
+    manifest: dict = {
+        "seq_unet_version": __version__,
+        "window_length": spec.length,
+        "stride": spec.stride,
+        "target_resolution": spec.resolution,
+        "min_valid_fraction": spec.min_valid_fraction,
+        "tracks": names,
+        "track_files": {n: str(tracks[n]) for n in names},
+        "track_md5": {n: _file_md5(tracks[n]) for n in names},
+        "genome_fasta": str(fasta),
+        "genome_md5": sequence_checksum(fasta),
+        "chrom_sizes": genome.sizes,
+        "unknown_bases": {},
+        "splits": {},
+    }
+    sums = np.zeros(len(names))
+    sq = np.zeros(len(names))
+    cnt = np.zeros(len(names))
+    try:
+        with atomic_dir(out_dir) as tmp:
+            for split in SPLITS:
+                sub = windows[(windows.split == split) & windows.usable].reset_index(drop=True)
+                d = tmp / split
+                d.mkdir()
+                n = len(sub)
+                dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.length))
+                tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, len(names), spec.n_bins))
+                msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, len(names), spec.n_bins))
+                for i, row in enumerate(sub.itertuples(index=False)):
+                    codes, values, valid = base_masks(genome, bws, row.chrom, row.start, row.end, blacklist)
+                    target, mask = bin_targets(values, valid, spec)
+                    dna[i], tgt[i], msk[i] = codes, target, mask
+                    if split == "train":
+                        sums += np.where(mask, target, 0).sum(-1)
+                        sq += np.where(mask, target.astype(np.float64) ** 2, 0).sum(-1)
+                        cnt += mask.sum(-1)
+                for arr in (dna, tgt, msk):
+                    arr.flush()
+                del dna, tgt, msk
+                sub.to_csv(d / "windows.tsv", sep="\t", index=False)
+                manifest["splits"][split] = {
+                    "windows": n,
+                    "chroms": sorted(set(sub.chrom), key=list(genome.sizes).index),
+                    "valid_bins": {t: int(sub[f"valid_bins_{t}"].sum()) for t in names},
+                }
+            if (cnt == 0).any():
+                empty = [t for t, c in zip(names, cnt) if c == 0]
+                raise InputError(f"tracks {empty} have no valid value on any training chromosome")
+            mean = sums / cnt
+            std = np.sqrt(np.maximum(sq / cnt - mean**2, 1e-12))
+            manifest["target_mean"] = {t: float(m) for t, m in zip(names, mean)}
+            manifest["target_std"] = {t: float(s) for t, s in zip(names, std)}
+            manifest["unknown_bases"] = count_unknown_bases(genome)
+            if extra:
+                manifest.update(extra)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    finally:
+        for bw in bws.values():
+            bw.close()
+    return manifest
+
+
+def load_manifest(dataset_dir: str | os.PathLike) -> dict:
+    path = Path(dataset_dir) / "manifest.json"
+    if not path.exists():
+        raise InputError(f"no dataset at {dataset_dir} (missing manifest.json); run `seq-unet extract` first")
+    return json.loads(path.read_text())
+
+
+class WindowDataset(Dataset):
+    """Windows of one split, memory-mapped and one-hot encoded on the fly.
+
+    Each item is a dict:
+        ``x``: one-hot DNA, float32 ``(4, length)``;
+        ``y``: targets, float32 ``(n_tracks, n_bins)``, normalised with the
+        train mean/std when ``mean``/``std`` are given;
+        ``mask``: bool ``(n_tracks, n_bins)``;
+        ``index``: the window's row in ``windows.tsv``.
+
+    Args:
+        split_dir: ``<dataset>/<split>``.
+        reverse_complement: with probability 0.5 return the reverse-complement
+            window with its targets reversed (training augmentation).
+    """
+
+    def __init__(self, split_dir: str | os.PathLike, mean: np.ndarray | None = None,
+                 std: np.ndarray | None = None, reverse_complement: bool = False, seed: int = 0):
+        self.dir = Path(split_dir)
+        self.windows = pd.read_csv(self.dir / "windows.tsv", sep="\t")
+        self.mean = None if mean is None else np.asarray(mean, np.float32)[:, None]
+        self.std = None if std is None else np.asarray(std, np.float32)[:, None]
+        self.reverse_complement = reverse_complement
+        self.seed = seed
+        self._arrays = None
+        self._rng = None
+
+    def _open(self):
+        if self._arrays is None:  # opened lazily, once per worker process
+            self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+            # torch seeds each worker afresh every epoch (from the global seed), so
+            # augmentation differs between epochs yet is reproducible
+            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
+        return self._arrays
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        dna, tgt, msk = self._open()
+        codes, y, m = np.array(dna[i]), np.array(tgt[i]), np.array(msk[i])
+        if self.mean is not None:
+            y = (y - self.mean) / self.std
+        y = np.where(m, y, 0.0).astype(np.float32)
+        if self.reverse_complement and self._rng.random() < 0.5:
+            codes = reverse_complement_codes(codes)
+            y, m = y[:, ::-1].copy(), m[:, ::-1].copy()
+        return {"x": torch.from_numpy(one_hot(codes)), "y": torch.from_numpy(y),
+                "mask": torch.from_numpy(m), "index": i}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_arrays"] = None
+        state["_rng"] = None
+        return state

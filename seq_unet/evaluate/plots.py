@@ -1,0 +1,51 @@
+"""Plots of measured against predicted tracks along chromosomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from seq_unet.io.atomic import atomic_path  # noqa: E402
+from seq_unet.io.tracks import open_bigwig, read_values  # noqa: E402
+
+
+def binned_track(path: str, chrom: str, size: int, resolution: int) -> np.ndarray:
+    """Bin means of a bigWig along a chromosome (NaN where no base has a value)."""
+    bw = open_bigwig(path)
+    v = read_values(bw, chrom, 0, size, size)
+    bw.close()
+    nb = -(-size // resolution)
+    v = np.pad(v, (0, nb * resolution - size), constant_values=np.nan).reshape(nb, resolution)
+    with np.errstate(invalid="ignore"):
+        cnt = np.isfinite(v).sum(1)
+        return np.where(cnt > 0, np.nansum(v, 1) / np.maximum(cnt, 1), np.nan)
+
+
+def plot_chromosomes(track: str, observed: str, predictions: dict[str, str], chroms: dict[str, int],
+                     out_png: str | Path, resolution: int = 1000, pearson: dict | None = None) -> None:
+    """One panel per chromosome: the measured track and each predictor's, at ``resolution``."""
+    fig, axes = plt.subplots(len(chroms), 1, figsize=(12, 2.6 * len(chroms)), squeeze=False)
+    styles = {"seq-unet": dict(color="tab:red", lw=1.2), "kmer_ridge": dict(color="tab:green", lw=0.8, alpha=0.8),
+              "gc": dict(color="tab:gray", lw=0.8, alpha=0.6)}
+    for ax, (chrom, size) in zip(axes[:, 0], chroms.items()):
+        x = (np.arange(-(-size // resolution)) + 0.5) * resolution / 1e3
+        ax.plot(x, binned_track(observed, chrom, size, resolution), color="black", lw=1.0, label="measured")
+        for name, path in predictions.items():
+            label = name
+            if pearson and (name, chrom) in pearson:
+                label += f" (r={pearson[(name, chrom)]:.2f})"
+            ax.plot(x, binned_track(path, chrom, size, resolution), label=label, **styles.get(name, {}))
+        ax.set_title(f"{track} on {chrom} ({resolution // 1000} kb bins)", fontsize=10, loc="left")
+        ax.set_xlim(0, size / 1e3)
+        ax.set_ylabel(track)
+        ax.legend(fontsize=7, loc="upper right", ncol=4)
+    axes[-1, 0].set_xlabel("position (kb)")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

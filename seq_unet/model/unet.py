@@ -1,0 +1,137 @@
+"""SeqUNet: a 1D dilated U-Net mapping one-hot DNA to per-base tracks.
+
+Encoder ("what"): convolution blocks with downsampling widen the context.
+Bottleneck: a tower of dilated residual blocks reaches the scale of replication
+domains (tens of kilobases). Decoder ("where"): upsampling restores base-level
+resolution; skip connections carry each encoder level's high-resolution
+features across and give gradients a short path back to the first layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down
+from seq_unet.model.geometry import check_input_length, length_multiple, level_factors, receptive_field
+
+
+def level_channels(base_channels: int, growth: float, depth: int, max_channels: int | None = None) -> list[int]:
+    """Channels per level, ``base * growth**i`` rounded to a multiple of 8 (first level exact)."""
+    chans = [base_channels]
+    for i in range(1, depth + 1):
+        c = int(round(base_channels * growth**i / 8.0)) * 8
+        if max_channels:
+            c = min(c, max_channels)
+        chans.append(max(c, 8))
+    return chans
+
+
+class SeqUNet(nn.Module):
+    """1D dilated U-Net.
+
+    Args:
+        n_tracks: output channels, one per predicted track.
+        depth: number of downsampling levels.
+        base_channels: channels at full resolution.
+        channel_growth: channel multiplier per level.
+        max_channels: cap on channels at any level (None: no cap).
+        kernel_size: odd kernel width of the encoder/decoder convolutions.
+        pool: downsampling factor, one int for every level or a list per level.
+        down: ``maxpool`` or strided ``conv``.
+        up: ``transpose``, ``nearest`` or ``linear``.
+        skip: ``concat``, ``add`` or ``none``.
+        skip_project: 1x1 convolution after concatenation (2C -> C).
+        norm: ``batch``, ``group``, ``layer`` or ``none``.
+        norm_merged: normalise merged skip features once after the merge.
+        bottleneck_blocks: dilated residual blocks at the bottleneck.
+        bottleneck_kernel: kernel width of the dilated convolutions.
+        dilation_growth: dilation of block ``b`` is ``dilation_growth ** b``.
+        dropout: dropout probability inside blocks (also used by MC dropout).
+        checkpointing: recompute encoder activations in the backward pass.
+        in_channels: input channels (4 for one-hot A, C, G, T).
+
+    Shapes:
+        ``forward(x)``: ``x`` one-hot ``(batch, 4, length)`` float32 ->
+        ``(batch, n_tracks, length)``; ``length`` must be a multiple of
+        :attr:`length_multiple`.
+    """
+
+    def __init__(
+        self,
+        n_tracks: int,
+        depth: int = 5,
+        base_channels: int = 32,
+        channel_growth: float = 1.5,
+        max_channels: int | None = 256,
+        kernel_size: int = 9,
+        pool: int | Sequence[int] = 4,
+        down: str = "maxpool",
+        up: str = "transpose",
+        skip: str = "concat",
+        skip_project: bool = True,
+        norm: str = "batch",
+        norm_merged: bool = True,
+        bottleneck_blocks: int = 6,
+        bottleneck_kernel: int = 3,
+        dilation_growth: int = 2,
+        dropout: float = 0.1,
+        checkpointing: bool = False,
+        in_channels: int = 4,
+    ):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"model.depth must be >= 1, got {depth}")
+        self.depth = depth
+        self.factors = level_factors(pool, depth)
+        self.length_multiple = length_multiple(pool, depth)
+        self.checkpointing = checkpointing
+        self.receptive_field = receptive_field(
+            depth, self.factors, kernel_size, bottleneck_blocks, bottleneck_kernel, dilation_growth, up
+        )
+        chans = level_channels(base_channels, channel_growth, depth, max_channels)
+        self.channels = chans
+
+        self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm)
+        self.downs = nn.ModuleList(make_down(down, chans[i], f) for i, f in enumerate(self.factors))
+        self.encoders = nn.ModuleList(
+            ConvBlock(chans[i], chans[i + 1], kernel_size, norm, dropout) for i in range(depth)
+        )
+        self.bottleneck = nn.Sequential(
+            *(
+                DilatedResidualBlock(chans[depth], bottleneck_kernel, dilation_growth**b, norm, dropout)
+                for b in range(bottleneck_blocks)
+            )
+        )
+        self.ups = nn.ModuleList(
+            Up(up, chans[i + 1], chans[i], f, kernel_size) for i, f in enumerate(self.factors)
+        )
+        self.merges = nn.ModuleList(
+            SkipMerge(skip, chans[i], skip_project, norm, norm_merged) for i in range(depth)
+        )
+        self.decoders = nn.ModuleList(
+            ConvBlock(self.merges[i].out_channels, chans[i], kernel_size, norm, dropout) for i in range(depth)
+        )
+        self.head = nn.Conv1d(chans[0], n_tracks, 1)
+
+    def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_length(x.shape[-1], self.factors, self.depth)
+        h = self._run(self.stem, x)
+        skips = []
+        for down, enc in zip(self.downs, self.encoders):
+            skips.append(h)
+            h = self._run(enc, down(h))
+        h = self.bottleneck(h)
+        for i in reversed(range(self.depth)):
+            h = self.ups[i](h)
+            h = self.merges[i](h, skips[i])
+            h = self.decoders[i](h)
+        return self.head(h)

@@ -1,0 +1,135 @@
+"""Tiling, splits, masks and the extracted dataset against direct reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyBigWig
+import pytest
+
+from seq_unet.data.store import WindowDataset, extract_dataset, load_manifest
+from seq_unet.data.windows import WindowSpec, assign_splits, make_windows
+from seq_unet.errors import InputError
+from seq_unet.io.genome import encode, one_hot
+from seq_unet.io.intervals import tile_starts
+
+
+@pytest.mark.parametrize(
+    "length, window, stride, align, expected",
+    [
+        (100, 40, 20, 1, [0, 20, 40, 60]),          # ends exactly at the chromosome end
+        (105, 40, 20, 1, [0, 20, 40, 60, 65]),      # extra window ending at the end
+        (105, 40, 20, 10, [0, 20, 40, 60, 70]),     # end rounded up to the bin grid
+        (30, 40, 20, 1, [0]),                       # shorter than a window
+        (40, 40, 20, 1, [0]),
+    ],
+)
+def test_tile_starts_known(length, window, stride, align, expected):
+    assert tile_starts(length, window, stride, align).tolist() == expected
+
+
+@pytest.mark.parametrize("length", [1, 7, 40, 41, 99, 100, 101, 257, 1000])
+def test_tiles_cover_every_base(length):
+    starts = tile_starts(length, 40, 30, 10)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        assert s % 10 == 0
+        covered[s : s + 40] = True
+    assert covered.all()
+
+
+def test_assign_splits_and_errors():
+    split = assign_splits(["a", "b", "c"], ["b"], ["c"])
+    assert split == {"a": "train", "b": "val", "c": "test"}
+    with pytest.raises(InputError, match="not in the FASTA"):
+        assign_splits(["a", "b"], ["x"], [])
+    with pytest.raises(InputError, match="both validation and test"):
+        assign_splits(["a", "b", "c"], ["b"], ["b"])
+    with pytest.raises(InputError, match="no chromosome is left for training"):
+        assign_splits(["a", "b"], ["a"], ["b"])
+
+
+def test_window_spec_checks():
+    with pytest.raises(InputError, match="multiples of the target resolution"):
+        WindowSpec(1000, 300, 200)
+
+
+def test_window_longer_than_every_chromosome(tiny_genome, tiny_prepared):
+    spec = WindowSpec(64_000, 32_000, 100)
+    with pytest.raises(InputError, match="longer than every chromosome"):
+        make_windows(str(tiny_prepared), {k: str(v) for k, v in tiny_genome["tracks"].items()}, spec, ["chrC"], ["chrB"])
+
+
+@pytest.fixture(scope="module")
+def per_base_dataset(tiny_genome, tiny_prepared, tmp_path_factory):
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
+    spec = WindowSpec(4000, 3000, 1)
+    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    extract_dataset(str(tiny_prepared), tracks, df, spec, out)
+    return df, out, tracks
+
+
+def test_windows_table(per_base_dataset, tiny_genome):
+    df, _, _ = per_base_dataset
+    assert set(df.split) == {"train", "val", "test"}
+    assert df[df.chrom == "chrB"].split.eq("test").all()
+    short = df[df.chrom == "chrD"]
+    assert len(short) == 1 and short.start.iloc[0] == 0 and short.pad_bases.iloc[0] == 1000
+    a0 = df[(df.chrom == "chrA") & (df.start == 3000)].iloc[0]
+    assert a0.unknown_bases == 300  # the N run at 5000..5300
+    # every window of every chromosome is written, covering every base
+    for chrom, size in tiny_genome["sizes"].items():
+        cov = np.zeros(size, bool)
+        for r in df[df.chrom == chrom].itertuples():
+            cov[r.start : min(r.end, size)] = True
+        assert cov.all(), chrom
+
+
+def test_extracted_windows_equal_fasta_and_bigwig(per_base_dataset, tiny_genome):
+    _, out, tracks = per_base_dataset
+    manifest = load_manifest(out)
+    assert manifest["tracks"] == ["gc", "noisy"] and manifest["window_length"] == 4000
+    bws = {k: pyBigWig.open(v) for k, v in tracks.items()}
+    for split in ("train", "val", "test"):
+        ds = WindowDataset(out / split)
+        assert len(ds) == manifest["splits"][split]["windows"] > 0
+        for i in range(len(ds)):
+            row = ds.windows.iloc[i]
+            item = ds[i]
+            size = tiny_genome["sizes"][row.chrom]
+            end = min(row.end, size)
+            seq = tiny_genome["seqs"][row.chrom][row.start : end]
+            x = item["x"].numpy()
+            np.testing.assert_array_equal(x[:, : end - row.start], one_hot(encode(seq)))
+            assert (x[:, end - row.start :] == 0).all()  # padding past the chromosome end
+            for t, name in enumerate(manifest["tracks"]):
+                expect = np.array(bws[name].values(row.chrom, row.start, end), dtype=np.float32)
+                valid = np.isfinite(expect) & (encode(seq) != 4)
+                m = item["mask"][t].numpy()
+                np.testing.assert_array_equal(m[: end - row.start], valid)
+                assert not m[end - row.start :].any()
+                np.testing.assert_array_equal(item["y"][t].numpy()[: end - row.start][valid], expect[valid])
+
+
+def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
+    spec = WindowSpec(4000, 4000, 200, min_valid_fraction=0.5)
+    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
+    extract_dataset(str(tiny_prepared), tracks, df, spec, tmp_path / "ds")
+    ds = WindowDataset(tmp_path / "ds" / "train")
+    bw = pyBigWig.open(tracks["gc"])
+    seq = tiny_genome["seqs"]
+    checked = 0
+    for i in range(len(ds)):
+        row, item = ds.windows.iloc[i], ds[i]
+        if row.chrom != "chrA":
+            continue
+        for b in range(spec.n_bins):
+            s = row.start + b * 200
+            v = np.array(bw.values("chrA", s, s + 200), dtype=float)
+            ok = np.isfinite(v) & (encode(seq["chrA"][s : s + 200]) != 4)
+            assert bool(item["mask"][0, b]) == (ok.sum() >= 100)
+            if ok.sum() >= 100:
+                assert item["y"][0, b].item() == pytest.approx(v[ok].mean(), rel=1e-6)
+            checked += 1
+    assert checked > 100

@@ -1,0 +1,93 @@
+"""End to end: the Snakemake workflow on the tiny synthetic genome, in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pybigtools
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+TINY_OVERRIDES = " ".join([
+    "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
+    "trainer.max_epochs=2", "train.batch_size=4", "train.early_stopping_patience=0", "predict.batch_size=8",
+    "'evaluate.resolutions=[100,1000]'", "evaluate.baseline_bin=100",
+])
+
+
+def _snakemake(workdir: Path, conf_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "snakemake"
+    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--config", "data=tiny", f"conf_dir={conf_dir}", f"overrides={TINY_OVERRIDES}", *extra]
+    env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_snakemake_end_to_end(tiny_genome, tmp_path):
+    conf = tmp_path / "conf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "tiny.yaml").write_text(
+        "name: tiny\n"
+        f"fasta: {tiny_genome['fasta']}\n"
+        f"tracks:\n  gc: {tiny_genome['tracks']['gc']}\n  noisy: {tiny_genome['tracks']['noisy']}\n"
+        "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrB]\n"
+        "window_length: 4000\nstride: 2000\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    run = _snakemake(work, tmp_path / "conf")
+    if run.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "results/tiny/logs").glob("*.log"))
+        pytest.fail(f"snakemake failed:\n{run.stderr[-5000:]}\n{logs}")
+    res = work / "results" / "tiny"
+
+    # per-base predictions: header in FASTA order with true lengths, a value at every base
+    sizes = tiny_genome["sizes"]
+    for track in ("gc", "noisy"):
+        bw = pybigtools.open(str(res / "predictions" / f"{track}.bw"))
+        assert list(bw.chroms().items()) == list(sizes.items())
+        assert bw.info()["zoomLevels"] > 0
+        for chrom, n in sizes.items():
+            v = np.asarray(bw.values(chrom, 0, n, fillna=None))
+            assert np.isfinite(v).all(), (track, chrom)
+        bw.close()
+
+    # the checkpoint describes itself
+    from seq_unet.lit import SeqUNetModule
+
+    model = SeqUNetModule.load_from_checkpoint(str(res / "train" / "best.ckpt"), map_location="cpu")
+    assert model.tracks == ["gc", "noisy"] and model.hparams.window_length == 4000
+    assert model.net(torch.zeros(1, 4, 4000)).shape == (1, 2, 4000)
+
+    metrics = pd.read_csv(res / "eval" / "metrics.tsv", sep="\t")
+    assert {"track", "split", "chrom", "resolution_bp", "pearson", "spearman", "mse", "n_bins"} <= set(metrics.columns)
+    assert set(metrics.predictor) == {"seq-unet", "kmer_ridge", "gc"}
+    test_rows = metrics[(metrics.split == "test") & (metrics.chrom == "all")]
+    assert set(test_rows.resolution_bp) == {100, 1000}
+    assert (test_rows.n_bins > 0).all()
+    # the gc baseline recovers the synthetic gc track (it is smoothed GC by construction)
+    gc_row = test_rows[(test_rows.predictor == "gc") & (test_rows.track == "gc") & (test_rows.resolution_bp == 1000)]
+    assert gc_row.pearson.iloc[0] > 0.5
+    assert (res / "eval" / "gc.test_chroms.png").stat().st_size > 1000
+
+    session = res / "browser" / "igv_session.xml"
+    root = ET.parse(session).getroot()
+    assert (session.parent / root.get("genome")).resolve().exists()
+    for r in root.iter("Resource"):
+        assert (session.parent / r.get("path")).resolve().exists(), r.get("path")
+
+    # a second run right after a complete run has nothing to do
+    again = _snakemake(work, tmp_path / "conf", "--dry-run")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)

@@ -133,3 +133,38 @@ def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
                 assert item["y"][0, b].item() == pytest.approx(v[ok].mean(), rel=1e-6)
             checked += 1
     assert checked > 100
+
+
+def test_random_shift_returns_a_shifted_window(tiny_genome, tiny_prepared, tmp_path):
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
+    spec = WindowSpec(2000, 2000, 100, max_shift=300)
+    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
+    extract_dataset(str(tiny_prepared), tracks, df, spec, tmp_path / "ds")
+    plain = WindowDataset(tmp_path / "ds" / "train")
+    shifted = WindowDataset(tmp_path / "ds" / "train", random_shift=True, seed=3)
+    bw = pyBigWig.open(tracks["gc"])
+    seen = set()
+    for i in range(len(plain)):
+        row = plain.windows.iloc[i]
+        size = tiny_genome["sizes"][row.chrom]
+        seq = tiny_genome["seqs"][row.chrom]
+        # without shifting: exactly the tiled window
+        np.testing.assert_array_equal(plain[i]["x"].numpy()[:, : min(2000, size)], one_hot(encode(seq[row.start : row.start + 2000])))
+        item = shifted[i]
+        matches = []
+        for off in range(-300, 301, 100):
+            s = row.start + off
+            codes = np.full(2000, 4, np.uint8)
+            lo, hi = max(s, 0), min(s + 2000, size)
+            codes[lo - s : hi - s] = encode(seq[lo:hi])
+            if np.array_equal(item["x"].numpy(), one_hot(codes)):
+                matches.append((off, s, lo, hi))
+        assert matches, f"window {i} is not a shift of its tile by a multiple of 100 within 300"
+        off, s, lo, hi = matches[0]
+        seen.add(off)
+        # targets move with the sequence
+        b = (lo - s) // 100
+        v = np.array(bw.values(row.chrom, lo, lo + 100), dtype=float)
+        if np.isfinite(v).all() and item["mask"][0, b]:
+            assert item["y"][0, b].item() == pytest.approx(v.mean(), rel=1e-6)
+    assert len(seen) > 1

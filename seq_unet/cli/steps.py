@@ -30,7 +30,7 @@ def _spec(cfg: DictConfig):
     from seq_unet.data.windows import WindowSpec
 
     return WindowSpec(int(cfg.data.window_length), int(cfg.data.stride), int(cfg.data.target_resolution),
-                      float(cfg.data.min_valid_fraction))
+                      float(cfg.data.min_valid_fraction), int(cfg.data.get("max_shift", 0)))
 
 
 def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
@@ -118,7 +118,7 @@ def train(cfg: DictConfig) -> float:
     out = Path(cfg.train.out_dir)
     dm = WindowDataModule(cfg.paths.dataset, batch_size=int(cfg.train.batch_size),
                           num_workers=int(cfg.train.num_workers), reverse_complement=bool(cfg.train.reverse_complement),
-                          seed=int(cfg.seed))
+                          random_shift=bool(cfg.train.random_shift), seed=int(cfg.seed))
     m = dm.manifest
     _check_model_length(cfg, int(m["window_length"]))
     if m["splits"]["train"]["windows"] == 0 or m["splits"]["val"]["windows"] == 0:

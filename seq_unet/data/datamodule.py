@@ -24,16 +24,19 @@ class WindowDataModule(pl.LightningDataModule):
         batch_size: windows per batch.
         num_workers: DataLoader worker processes.
         reverse_complement: reverse-complement augmentation of training windows.
+        random_shift: random-shift augmentation of training windows (within the
+            dataset's ``max_shift``).
         seed: seed of the augmentation.
     """
 
     def __init__(self, dataset_dir: str | os.PathLike, batch_size: int = 4, num_workers: int = 0,
-                 reverse_complement: bool = True, seed: int = 0):
+                 reverse_complement: bool = True, random_shift: bool = True, seed: int = 0):
         super().__init__()
         self.dataset_dir = str(dataset_dir)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.reverse_complement = reverse_complement
+        self.random_shift = random_shift
         self.seed = seed
         self.manifest = load_manifest(dataset_dir)
         tracks = self.manifest["tracks"]
@@ -42,10 +45,11 @@ class WindowDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str, augment: bool) -> WindowDataset:
         return WindowDataset(os.path.join(self.dataset_dir, split), self.mean, self.std,
-                             reverse_complement=augment, seed=self.seed)
+                             reverse_complement=augment and self.reverse_complement,
+                             random_shift=augment and self.random_shift, seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = self._dataset("train", self.reverse_complement)
+        self.train_set = self._dataset("train", True)
         self.val_set = self._dataset("val", False)
 
     def _loader(self, ds: WindowDataset, shuffle: bool) -> DataLoader:

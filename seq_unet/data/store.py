@@ -1,8 +1,8 @@
 """On-disk dataset: one folder per split, read lazily through memory maps.
 
 Layout of ``<dataset>/<split>/``:
-    ``dna.npy``     uint8 ``(n_windows, length)`` base codes (A,C,G,T = 0..3, unknown = 4)
-    ``target.npy``  float32 ``(n_windows, n_tracks, length // resolution)``
+    ``dna.npy``     uint8 ``(n_windows, length + 2 * max_shift)`` base codes (A,C,G,T = 0..3, unknown = 4)
+    ``target.npy``  float32 ``(n_windows, n_tracks, (length + 2 * max_shift) // resolution)``
     ``mask.npy``    bool, same shape as target: True where the target is valid
     ``windows.tsv`` the windows, row ``i`` describing index ``i`` of the arrays
 and ``<dataset>/manifest.json`` describes the whole (window length, stride,
@@ -61,6 +61,7 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
         "stride": spec.stride,
         "target_resolution": spec.resolution,
         "min_valid_fraction": spec.min_valid_fraction,
+        "max_shift": spec.max_shift,
         "tracks": names,
         "track_files": {n: str(tracks[n]) for n in names},
         "track_md5": {n: _file_md5(tracks[n]) for n in names},
@@ -80,17 +81,21 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
                 d = tmp / split
                 d.mkdir()
                 n = len(sub)
-                dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.length))
-                tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, len(names), spec.n_bins))
-                msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, len(names), spec.n_bins))
+                n_bins = spec.stored_length // spec.resolution
+                core = slice(spec.max_shift // spec.resolution, spec.max_shift // spec.resolution + spec.n_bins)
+                dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.stored_length))
+                tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, len(names), n_bins))
+                msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, len(names), n_bins))
                 for i, row in enumerate(sub.itertuples(index=False)):
-                    codes, values, valid = base_masks(genome, bws, row.chrom, row.start, row.end, blacklist)
+                    codes, values, valid = base_masks(genome, bws, row.chrom, row.start - spec.max_shift,
+                                                      row.end + spec.max_shift, blacklist)
                     target, mask = bin_targets(values, valid, spec)
                     dna[i], tgt[i], msk[i] = codes, target, mask
                     if split == "train":
-                        sums += np.where(mask, target, 0).sum(-1)
-                        sq += np.where(mask, target.astype(np.float64) ** 2, 0).sum(-1)
-                        cnt += mask.sum(-1)
+                        t, k = target[:, core], mask[:, core]
+                        sums += np.where(k, t, 0).sum(-1)
+                        sq += np.where(k, t.astype(np.float64) ** 2, 0).sum(-1)
+                        cnt += k.sum(-1)
                 for arr in (dna, tgt, msk):
                     arr.flush()
                 del dna, tgt, msk
@@ -138,12 +143,21 @@ class WindowDataset(Dataset):
         split_dir: ``<dataset>/<split>``.
         reverse_complement: with probability 0.5 return the reverse-complement
             window with its targets reversed (training augmentation).
+        random_shift: move the window by a random multiple of the target
+            resolution within the stored ``max_shift`` flanks (training
+            augmentation); otherwise the window is returned as tiled.
     """
 
     def __init__(self, split_dir: str | os.PathLike, mean: np.ndarray | None = None,
-                 std: np.ndarray | None = None, reverse_complement: bool = False, seed: int = 0):
+                 std: np.ndarray | None = None, reverse_complement: bool = False, random_shift: bool = False,
+                 seed: int = 0):
         self.dir = Path(split_dir)
-        self.windows = pd.read_csv(self.dir / "windows.tsv", sep="\t")
+        manifest = load_manifest(self.dir.parent)
+        self.length = int(manifest["window_length"])
+        self.resolution = int(manifest["target_resolution"])
+        self.max_shift = int(manifest.get("max_shift", 0))
+        self.random_shift = random_shift and self.max_shift > 0
+        self.windows = pd.read_csv(self.dir / "windows.tsv", sep="\t", dtype={"chrom": str})
         self.mean = None if mean is None else np.asarray(mean, np.float32)[:, None]
         self.std = None if std is None else np.asarray(std, np.float32)[:, None]
         self.reverse_complement = reverse_complement
@@ -154,6 +168,8 @@ class WindowDataset(Dataset):
     def _open(self):
         if self._arrays is None:  # opened lazily, once per worker process
             self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+            if self._arrays[0].shape[1] != self.length + 2 * self.max_shift:
+                raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so
             # augmentation differs between epochs yet is reproducible
             self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
@@ -164,7 +180,13 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         dna, tgt, msk = self._open()
-        codes, y, m = np.array(dna[i]), np.array(tgt[i]), np.array(msk[i])
+        offset = self.max_shift
+        if self.random_shift:
+            k = self.max_shift // self.resolution
+            offset += int(self._rng.integers(-k, k + 1)) * self.resolution
+        b0, nb = offset // self.resolution, self.length // self.resolution
+        codes = np.array(dna[i, offset : offset + self.length])
+        y, m = np.array(tgt[i, :, b0 : b0 + nb]), np.array(msk[i, :, b0 : b0 + nb])
         if self.mean is not None:
             y = (y - self.mean) / self.std
         y = np.where(m, y, 0.0).astype(np.float32)

@@ -37,12 +37,16 @@ class WindowSpec:
             start on multiples of it, so bins follow the genome's grid.
         min_valid_fraction: a bin is a valid target if at least this fraction
             of its bases are valid.
+        max_shift: bases of extra sequence stored on each side of a window, so
+            training can shift windows at random by up to this much (a
+            multiple of ``resolution``; 0 disables shifting).
     """
 
     length: int
     stride: int
     resolution: int = 1
     min_valid_fraction: float = 0.5
+    max_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.length <= 0 or self.stride <= 0 or self.resolution <= 0:
@@ -52,12 +56,20 @@ class WindowSpec:
                 f"window length ({self.length}) and stride ({self.stride}) must be multiples of the "
                 f"target resolution ({self.resolution}) so that target bins stay on the genome grid"
             )
+        if self.max_shift < 0 or self.max_shift % self.resolution:
+            raise InputError(f"max_shift ({self.max_shift}) must be a non-negative multiple of the target "
+                             f"resolution ({self.resolution})")
         if not 0 < self.min_valid_fraction <= 1:
             raise InputError(f"min_valid_fraction must be in (0, 1], got {self.min_valid_fraction}")
 
     @property
     def n_bins(self) -> int:
         return self.length // self.resolution
+
+    @property
+    def stored_length(self) -> int:
+        """Bases stored per window: the window plus ``max_shift`` on each side."""
+        return self.length + 2 * self.max_shift
 
 
 def assign_splits(chroms: list[str], val: list[str], test: list[str]) -> dict[str, str]:

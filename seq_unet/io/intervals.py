@@ -72,7 +72,7 @@ def covered_mask(regions: pr.PyRanges | None, chrom: str, start: int, end: int) 
     out = np.zeros(end - start, dtype=bool)
     if regions is None or len(regions) == 0:
         return out
-    hits = regions[chrom, start:end]
+    hits = regions[chrom, max(start, 0) : max(end, 1)]
     if len(hits) == 0:
         return out
     for s, e in zip(hits.df.Start.to_numpy(), hits.df.End.to_numpy()):

@@ -35,12 +35,13 @@ class SeqUNetModule(pl.LightningModule):
         weight_decay: AdamW weight decay.
         warmup_fraction: fraction of steps of linear warm-up before cosine decay.
         loss: ``mse`` or ``huber``.
+        dataset_md5: checksum of the training dataset's manifest (provenance).
     """
 
     def __init__(self, tracks: Sequence[str], window_length: int, target_resolution: int,
                  target_mean: Sequence[float], target_std: Sequence[float], model: dict | None = None,
                  lr: float = 2e-3, weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
-                 loss: str = "mse"):
+                 loss: str = "mse", dataset_md5: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)

@@ -128,7 +128,7 @@ def train(cfg: DictConfig) -> float:
         target_mean=[m["target_mean"][t] for t in m["tracks"]], target_std=[m["target_std"][t] for t in m["tracks"]],
         model=OmegaConf.to_container(cfg.model, resolve=True), lr=float(cfg.train.lr),
         weight_decay=float(cfg.train.weight_decay), warmup_fraction=float(cfg.train.warmup_fraction),
-        loss=str(cfg.train.loss),
+        loss=str(cfg.train.loss), dataset_md5=m["dataset_md5"],
     )
     n_params = sum(p.numel() for p in module.parameters())
     log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
@@ -142,10 +142,7 @@ def train(cfg: DictConfig) -> float:
                                        patience=int(cfg.train.early_stopping_patience)))
     trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
                          logger=CSVLogger(str(out), name="", version="logs"))
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if bool(cfg.train.resume) and last.exists() else None
-    if resume:
-        log.info("resuming from %s", resume)
+    resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams)) if bool(cfg.train.resume) else None
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resume)
     seconds = time.time() - t0
@@ -164,6 +161,31 @@ def train(cfg: DictConfig) -> float:
             tmp.write_text(json.dumps(summary, indent=2))
         log.info("best validation Pearson %.4f -> %s (%.0f s)", best, out / "best.ckpt", seconds)
     return best
+
+
+def _resumable(last: Path, hparams: dict) -> str | None:
+    """``last`` if it continues this very run (same data and hyperparameters), else None.
+
+    A checkpoint left by a run with other data or settings is moved out of the
+    way (renamed with a ``.stale`` suffix) so that it cannot be mistaken for this run's.
+    """
+    import torch
+
+    if not last.exists():
+        return None
+    try:
+        saved = torch.load(last, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    except Exception as exc:  # unreadable: do not resume from it
+        log.warning("cannot read %s (%s); training from scratch", last, exc)
+        saved = None
+    if saved is not None and dict(saved) == hparams:
+        log.info("resuming from %s", last)
+        return str(last)
+    stale = last.parent.with_name(last.parent.name + ".stale")
+    shutil.rmtree(stale, ignore_errors=True)
+    last.parent.rename(stale)
+    log.warning("%s belongs to a run with other data or settings; moved to %s, training from scratch", last, stale)
+    return None
 
 
 def _overrides() -> list[str]:

@@ -7,7 +7,9 @@ bigWigs by ``seq-unet evaluate``.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -39,6 +41,8 @@ class WindowDataModule(pl.LightningDataModule):
         self.random_shift = random_shift
         self.seed = seed
         self.manifest = load_manifest(dataset_dir)
+        self.manifest["dataset_md5"] = hashlib.md5(
+            (Path(dataset_dir) / "manifest.json").read_bytes()).hexdigest()
         tracks = self.manifest["tracks"]
         self.mean = np.array([self.manifest["target_mean"][t] for t in tracks], np.float32)
         self.std = np.array([self.manifest["target_std"][t] for t in tracks], np.float32)

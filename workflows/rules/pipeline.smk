@@ -11,8 +11,10 @@ rule genome:
         sizes=f"{RESULTS}/genome/chrom.sizes",
     log:
         f"{RESULTS}/logs/genome.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet genome {HYDRA} > {log} 2>&1"
+        "seq-unet genome {params.hydra} > {log} 2>&1"
 
 
 rule windows:
@@ -25,8 +27,10 @@ rule windows:
         f"{RESULTS}/windows/windows.tsv",
     log:
         f"{RESULTS}/logs/windows.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet windows {HYDRA} > {log} 2>&1"
+        "seq-unet windows {params.hydra} > {log} 2>&1"
 
 
 rule extract:
@@ -39,8 +43,10 @@ rule extract:
         directory(f"{RESULTS}/dataset"),
     log:
         f"{RESULTS}/logs/extract.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet extract {HYDRA} > {log} 2>&1"
+        "seq-unet extract {params.hydra} > {log} 2>&1"
 
 
 rule train:
@@ -51,11 +57,13 @@ rule train:
         summary=f"{RESULTS}/train/train_summary.json",
     log:
         f"{RESULTS}/logs/train.log",
+    params:
+        hydra=HYDRA,
     threads: 2
     resources:
         gpu=0,
     shell:
-        "seq-unet train {HYDRA} train.num_workers={threads} > {log} 2>&1"
+        "seq-unet train {params.hydra} train.num_workers={threads} > {log} 2>&1"
 
 
 rule predict:
@@ -67,9 +75,11 @@ rule predict:
         expand(f"{RESULTS}/predictions/{{track}}.bw", track=TRACKS),
     log:
         f"{RESULTS}/logs/predict.log",
+    params:
+        hydra=HYDRA,
     threads: 2
     shell:
-        "seq-unet predict {HYDRA} > {log} 2>&1"
+        "seq-unet predict {params.hydra} > {log} 2>&1"
 
 
 rule baseline:
@@ -81,8 +91,10 @@ rule baseline:
         expand(f"{RESULTS}/baseline/{{track}}.{{baseline}}.bw", track=TRACKS, baseline=BASELINES),
     log:
         f"{RESULTS}/logs/baseline.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet baseline {HYDRA} > {log} 2>&1"
+        "seq-unet baseline {params.hydra} > {log} 2>&1"
 
 
 rule evaluate:
@@ -96,8 +108,10 @@ rule evaluate:
         plots=expand(f"{RESULTS}/eval/{{track}}.test_chroms.png", track=TRACKS),
     log:
         f"{RESULTS}/logs/evaluate.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet evaluate {HYDRA} > {log} 2>&1"
+        "seq-unet evaluate {params.hydra} > {log} 2>&1"
 
 
 rule browser:
@@ -110,5 +124,7 @@ rule browser:
         f"{RESULTS}/browser/igv_session.xml",
     log:
         f"{RESULTS}/logs/browser.log",
+    params:
+        hydra=HYDRA,
     shell:
-        "seq-unet browser {HYDRA} > {log} 2>&1"
+        "seq-unet browser {params.hydra} > {log} 2>&1"

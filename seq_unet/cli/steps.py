@@ -137,6 +137,11 @@ def train(cfg: DictConfig) -> float:
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor="val/pearson", mode="max",
                               save_top_k=1, save_last=True, auto_insert_metric_name=False)
     callbacks = [best_cb, LearningRateMonitor(logging_interval="epoch")]
+    if cfg.train.get("ema_decay"):
+        from pytorch_lightning.callbacks import EMAWeightAveraging
+
+        # validation, model selection and the saved checkpoints use the averaged weights
+        callbacks.append(EMAWeightAveraging(decay=float(cfg.train.ema_decay)))
     if int(cfg.train.early_stopping_patience) > 0:
         callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))

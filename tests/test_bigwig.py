@@ -55,3 +55,24 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
         with BigWigWriter(path, {"a": 10}) as w:
             w.add("a", np.zeros(9))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_track_chromosome_names_must_match_fasta(tmp_path):
+    from seq_unet.errors import InputError
+    from seq_unet.io.tracks import check_tracks_match_genome
+
+    genome = {"chrI": 1000, "chrII": 500}
+    write_bigwig(tmp_path / "roman.bw", {"I": 1000, "II": 500}, [("I", np.ones(1000)), ("II", np.ones(500))])
+    with pytest.raises(InputError) as err:
+        check_tracks_match_genome(genome, {"t": str(tmp_path / "roman.bw")})
+    msg = str(err.value)
+    assert "['I', 'II']" in msg and "FASTA chromosomes: ['chrI', 'chrII']" in msg and "roman.bw" in msg
+    write_bigwig(tmp_path / "short.bw", {"chrI": 999}, [("chrI", np.ones(999))])
+    with pytest.raises(InputError, match="chrI: track 999 bp vs FASTA 1000 bp"):
+        check_tracks_match_genome(genome, {"t": str(tmp_path / "short.bw")})
+    # a track lacking a chromosome is accepted; that chromosome is masked
+    write_bigwig(tmp_path / "partial.bw", {"chrI": 1000}, [("chrI", np.ones(1000))])
+    assert check_tracks_match_genome(genome, {"t": str(tmp_path / "partial.bw")}) == {"t": ["chrII"]}
+    (tmp_path / "junk.bw").write_text("not a bigwig")
+    with pytest.raises(InputError, match="junk.bw"):
+        check_tracks_match_genome(genome, {"t": str(tmp_path / "junk.bw")})

@@ -20,6 +20,7 @@ from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome, one_hot
 from seq_unet.io.tracks import BigWigWriter
 from seq_unet.lit import SeqUNetModule
+from seq_unet.model.geometry import check_input_length
 from seq_unet.predict.tiling import plan_windows, place
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,6 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
     model = load_model(ckpt, dev)
     length = int(window_length or model.hparams.window_length)
     try:
-        from seq_unet.model.geometry import check_input_length
-
         check_input_length(length, model.net.factors, model.net.depth)
     except ValueError as exc:
         raise InputError(f"predict.window_length: {exc}") from exc

@@ -31,7 +31,7 @@ class WindowDataModule(pl.LightningDataModule):
         seed: seed of the augmentation.
     """
 
-    def __init__(self, dataset_dir: str | os.PathLike, batch_size: int = 4, num_workers: int = 0,
+    def __init__(self, dataset_dir: str | os.PathLike, batch_size: int = 8, num_workers: int = 0,
                  reverse_complement: bool = True, random_shift: bool = True, seed: int = 0):
         super().__init__()
         self.dataset_dir = str(dataset_dir)

@@ -78,7 +78,7 @@ class SeqUNet(nn.Module):
         bottleneck_blocks: int = 6,
         bottleneck_kernel: int = 3,
         dilation_growth: int = 2,
-        dropout: float = 0.1,
+        dropout: float = 0.2,
         checkpointing: bool = False,
         in_channels: int = 4,
     ):

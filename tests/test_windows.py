@@ -59,6 +59,14 @@ def test_window_longer_than_every_chromosome(tiny_genome, tiny_prepared):
         make_windows(str(tiny_prepared), {k: str(v) for k, v in tiny_genome["tracks"].items()}, spec, ["chrC"], ["chrB"])
 
 
+def _extract(tiny_genome, fasta, spec: WindowSpec, out) -> dict[str, str]:
+    """Tile the tiny genome (val chrC, test chrB) and extract it to ``out``; return the track paths."""
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
+    df = make_windows(str(fasta), tracks, spec, ["chrC"], ["chrB"])
+    extract_dataset(str(fasta), tracks, df, spec, out)
+    return tracks
+
+
 @pytest.fixture(scope="module")
 def per_base_dataset(tiny_genome, tiny_prepared, tmp_path_factory):
     tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
@@ -112,10 +120,8 @@ def test_extracted_windows_equal_fasta_and_bigwig(per_base_dataset, tiny_genome)
 
 
 def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
-    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
     spec = WindowSpec(4000, 4000, 200, min_valid_fraction=0.5)
-    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
-    extract_dataset(str(tiny_prepared), tracks, df, spec, tmp_path / "ds")
+    tracks = _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
     ds = WindowDataset(tmp_path / "ds" / "train")
     bw = pyBigWig.open(tracks["gc"])
     seq = tiny_genome["seqs"]
@@ -136,10 +142,8 @@ def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
 
 
 def test_random_shift_returns_a_shifted_window(tiny_genome, tiny_prepared, tmp_path):
-    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
     spec = WindowSpec(2000, 2000, 100, max_shift=300)
-    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
-    extract_dataset(str(tiny_prepared), tracks, df, spec, tmp_path / "ds")
+    tracks = _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
     plain = WindowDataset(tmp_path / "ds" / "train")
     shifted = WindowDataset(tmp_path / "ds" / "train", random_shift=True, seed=3)
     bw = pyBigWig.open(tracks["gc"])

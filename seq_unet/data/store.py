@@ -27,15 +27,11 @@ from seq_unet import __version__
 from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir
-from seq_unet.io.genome import Genome, one_hot, reverse_complement_codes, sequence_checksum
+from seq_unet.io.genome import Genome, one_hot, reverse_complement_codes, file_md5
 from seq_unet.io.intervals import read_bed
 from seq_unet.io.tracks import open_bigwig
 
 log = logging.getLogger(__name__)
-
-
-def _file_md5(path: str) -> str:
-    return sequence_checksum(path)
 
 
 def count_unknown_bases(genome: Genome, chunk: int = 1 << 23) -> dict[str, int]:
@@ -64,9 +60,9 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
         "max_shift": spec.max_shift,
         "tracks": names,
         "track_files": {n: str(tracks[n]) for n in names},
-        "track_md5": {n: _file_md5(tracks[n]) for n in names},
+        "track_md5": {n: file_md5(tracks[n]) for n in names},
         "genome_fasta": str(fasta),
-        "genome_md5": sequence_checksum(fasta),
+        "genome_md5": file_md5(fasta),
         "chrom_sizes": genome.sizes,
         "unknown_bases": {},
         "splits": {},

@@ -121,10 +121,10 @@ def write_chrom_sizes(sizes: dict[str, int], path: str | os.PathLike) -> None:
         tmp.write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
 
 
-def sequence_checksum(fasta: str | os.PathLike) -> str:
-    """MD5 over the prepared FASTA's bytes (names and upper/lower case included)."""
+def file_md5(path: str | os.PathLike) -> str:
+    """MD5 of a file's bytes (for a prepared FASTA: names and upper/lower case included)."""
     h = hashlib.md5()
-    with open(fasta, "rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from seq_unet.cli.steps import STEPS
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    steps = "\n".join(f"  {name:<9} {(fn.__doc__ or '').strip().splitlines()[0]}" for name, fn in STEPS.items())
+    steps = "\n".join(f"  {name:<13} {(fn.__doc__ or '').strip().splitlines()[0]}" for name, fn in STEPS.items())
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE.format(steps=steps))
         return 0
@@ -82,7 +82,10 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         return value
 
     saved = sys.argv
-    sys.argv = [f"seq-unet-{step}", f"hydra.job.name={step}", *args]
+    # Hydra takes its overrides as one run of positional arguments, so the job
+    # name joins the user's overrides rather than standing before flags like -m.
+    at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+    sys.argv = [f"seq-unet-{step}", *args[:at], f"hydra.job.name={step}", *args[at:]]
     try:
         _task()
     finally:

@@ -272,6 +272,35 @@ def browser(cfg: DictConfig) -> None:
     log.info("IGV session -> %s (IGV: File > Open Session...)", out)
 
 
+def sweep_summary(cfg: DictConfig) -> None:
+    """Collect a training sweep's runs into tables sorted by the validation score (sweep.dir=...)."""
+    from seq_unet.evaluate.sweep import markdown, summarise
+    from seq_unet.io.atomic import atomic_path
+    from seq_unet.io.genome import read_chrom_sizes
+
+    if not cfg.sweep.get("dir"):
+        raise InputError("give the sweep folder: seq-unet sweep-summary sweep.dir=results/<data>/sweeps/<time>")
+    sweep_dir = Path(cfg.sweep.dir)
+    sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
+    p = cfg.predict
+    kwargs = {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
+              "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
+              "mask_unknown": bool(p.mask_unknown), "device": str(p.device)}
+    tracks = _tracks(cfg)
+    runs, variants = summarise(sweep_dir, tracks, sizes, _split_of(cfg, list(sizes)), cfg.paths.fasta,
+                               int(cfg.sweep.resolution), bool(cfg.sweep.predict), kwargs)
+    with atomic_path(sweep_dir / "runs.tsv") as tmp:
+        runs.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    with atomic_path(sweep_dir / "variants.csv") as tmp:
+        variants.to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_path(sweep_dir / "variants.md") as tmp:
+        tmp.write_text(markdown(variants, list(tracks)) + "\n")
+    print(markdown(variants, list(tracks)))
+    best = runs.iloc[0]
+    log.info("%d runs, %d variants -> %s, %s; best run %s (%s seed=%s): %s", len(runs), len(variants),
+             sweep_dir / "runs.tsv", sweep_dir / "variants.csv", best.run, best.variant, best.seed, best.checkpoint)
+
+
 STEPS = {
     "genome": genome,
     "windows": windows,
@@ -281,4 +310,5 @@ STEPS = {
     "baseline": baseline,
     "evaluate": evaluate,
     "browser": browser,
+    "sweep-summary": sweep_summary,
 }

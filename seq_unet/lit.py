@@ -3,7 +3,9 @@
 The network predicts one value per base per track, in units of the train
 set's standardised targets. The loss averages those per-base predictions into
 the dataset's target bins (the track's native resolution) and compares them
-with the measured values over valid bins only. Everything needed to rebuild the
+with the measured values over valid bins only. With ``valid`` padding the
+network predicts only the centre of each window, and the loss uses the target
+bins that lie wholly inside it. Everything needed to rebuild the
 model and undo the standardisation is saved as hyperparameters, so
 ``SeqUNetModule.load_from_checkpoint(path)`` needs no other argument.
 """
@@ -51,6 +53,14 @@ class SeqUNetModule(pl.LightningModule):
         self.val_pearson = nn.ModuleList(PearsonCorrCoef() for _ in self.tracks)
         if loss not in ("mse", "huber"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'huber'")
+        # target bins [bin_from, bin_to) covered by the output; output positions [out_from, out_to)
+        offset = self.net.geometry.offset(window_length)
+        r = target_resolution
+        self.bin_from, self.bin_to = -(-offset // r), (window_length - offset) // r
+        if self.bin_to <= self.bin_from:
+            raise ValueError(f"with valid padding the U-Net predicts only bases {offset}..{window_length - offset} "
+                             f"of a {window_length}-bp window, less than one {r}-bp target bin; use a longer window")
+        self.out_from, self.out_to = self.bin_from * r - offset, self.bin_to * r - offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised per-base predictions ``(batch, n_tracks, length)`` for one-hot ``x``."""
@@ -64,13 +74,17 @@ class SeqUNetModule(pl.LightningModule):
         r = self.hparams.target_resolution
         return pred if r == 1 else F.avg_pool1d(pred, r)
 
+    def _targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Targets and mask of the bins the output covers (all of them with ``same`` padding)."""
+        return batch["y"][..., self.bin_from : self.bin_to], batch["mask"][..., self.bin_from : self.bin_to]
+
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.pool(self(batch["x"]))
-        mask = batch["mask"]
+        pooled = self.pool(self(batch["x"])[..., self.out_from : self.out_to])
+        y, mask = self._targets(batch)
         if self.hparams.loss == "mse":
-            err = (pooled - batch["y"]) ** 2
+            err = (pooled - y) ** 2
         else:
-            err = F.huber_loss(pooled, batch["y"], reduction="none")
+            err = F.huber_loss(pooled, y, reduction="none")
         loss = (err * mask).sum() / mask.sum().clamp_min(1)
         return loss, pooled
 
@@ -82,10 +96,11 @@ class SeqUNetModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, pooled = self._loss(batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["x"]))
+        y, mask = self._targets(batch)
         for t, metric in enumerate(self.val_pearson):
-            m = batch["mask"][:, t]
+            m = mask[:, t]
             if m.sum() > 1:
-                metric.update(pooled[:, t][m].float(), batch["y"][:, t][m].float())
+                metric.update(pooled[:, t][m].float(), y[:, t][m].float())
 
     def on_validation_epoch_end(self) -> None:
         values = []

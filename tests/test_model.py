@@ -1,71 +1,118 @@
-"""U-Net shapes, length checks and receptive field."""
+"""U-Net shapes, geometry (usable lengths, output crop, receptive field) and options."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seq_unet.model.geometry import check_input_length, receptive_field
-from seq_unet.model.unet import SeqUNet
+from seq_unet.model.geometry import Geometry
+from seq_unet.model.unet import SeqUNet, geometry_from_config
+
+SMALL = dict(base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 
 
 @pytest.mark.parametrize("depth, pool", [(1, 2), (2, 4), (3, [2, 4, 2]), (4, 2)])
 @pytest.mark.parametrize("skip", ["concat", "add", "none"])
-def test_output_shape_per_base(depth, pool, skip):
-    net = SeqUNet(n_tracks=3, depth=depth, pool=pool, base_channels=8, kernel_size=5, skip=skip,
-                  bottleneck_blocks=2, dropout=0.0).eval()
-    length = net.length_multiple * 5
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_output_shape(depth, pool, skip, padding):
+    net = SeqUNet(n_tracks=3, depth=depth, pool=pool, skip=skip, padding=padding, **SMALL).eval()
+    g = net.geometry
+    length = g.nearest_valid_lengths(g.multiple * 20)[1]
     y = net(torch.randn(2, 4, length))
-    assert y.shape == (2, 3, length)
+    assert y.shape == (2, 3, g.output_length(length))
+    if padding == "same":
+        assert y.shape[-1] == length and g.offset(length) == 0
+    else:
+        assert y.shape[-1] < length and length - y.shape[-1] == 2 * g.offset(length)
 
 
 @pytest.mark.parametrize("up", ["transpose", "nearest", "linear"])
 @pytest.mark.parametrize("down", ["maxpool", "conv"])
-def test_up_down_variants(up, down):
-    net = SeqUNet(n_tracks=1, depth=2, pool=4, base_channels=8, kernel_size=3, up=up, down=down,
-                  bottleneck_blocks=1).eval()
-    assert net(torch.randn(1, 4, 64)).shape == (1, 1, 64)
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("merge_norm", ["after", "before", "none"])
+def test_every_variant_runs_and_learns_shapes(up, down, padding, merge_norm):
+    net = SeqUNet(n_tracks=1, depth=2, pool=4, base_channels=8, kernel_size=3, up=up, down=down, padding=padding,
+                  merge_norm=merge_norm, bottleneck_blocks=1).train()
+    length = net.geometry.nearest_valid_lengths(200)[1]
+    y = net(torch.randn(2, 4, length))
+    y.mean().backward()
+    assert y.shape == (2, 1, net.geometry.output_length(length))
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("up", ["transpose", "nearest", "linear"])
+def test_valid_geometry_predicts_exactly_the_lengths_the_network_takes(up):
+    """The configuration-only arithmetic agrees with the real network for every length tried."""
+    kw = dict(depth=2, pool=[2, 4], kernel_size=3, bottleneck_blocks=2, bottleneck_kernel=3, up=up, padding="valid")
+    net = SeqUNet(n_tracks=1, base_channels=8, dropout=0.0, **kw).eval()
+    g = geometry_from_config(kw)
+    assert g == net.geometry
+    accepted = 0
+    for length in range(1, 200):
+        try:
+            out = net(torch.randn(1, 4, length)).shape[-1]
+        except (ValueError, RuntimeError):
+            assert not g.accepts(length), length
+            continue
+        accepted += 1
+        assert g.accepts(length) and out == g.output_length(length), length
+    assert accepted >= 10
 
 
 def test_unusable_length_names_nearest_lengths():
-    with pytest.raises(ValueError, match=r"multiple of 64; nearest usable lengths: 960 or 1024"):
-        check_input_length(1000, 4, 3)
+    g = Geometry((4, 4, 4), 9, 3, (1, 2))
+    with pytest.raises(ValueError, match=r"multiple of 64 .*nearest usable lengths: 960 or 1024"):
+        g.check(1000)
     net = SeqUNet(n_tracks=1, depth=3, pool=4, base_channels=8, bottleneck_blocks=1)
     with pytest.raises(ValueError, match="nearest usable lengths"):
         net(torch.randn(1, 4, 1000))
+    valid = Geometry((2, 2), 3, 3, (1,), padding="valid")
+    below, above = valid.nearest_valid_lengths(101)
+    assert valid.accepts(below) and valid.accepts(above) and below < 101 < above
+    assert not any(valid.accepts(n) for n in range(below + 1, above))
+    with pytest.raises(ValueError, match=rf"valid padding.*nearest usable lengths: {below} or {above}"):
+        valid.check(101)
+    with pytest.raises(ValueError, match=r"the shortest this network accepts"):
+        valid.check(3)
+
+
+def test_unknown_model_option_is_named():
+    with pytest.raises(ValueError, match=r"unknown model options \['dept'\]"):
+        geometry_from_config({"dept": 3})
 
 
 def test_receptive_field_formula_small_case():
     # stem: 2 convs k=3 -> 5; down x2 -> +1 -> 6 (jump 2); 2 convs at jump 2 -> +8 -> 14;
     # bottleneck 1 block k=3 d=1 at jump 2 -> +4 -> 18; up (transpose) -> jump 1; 2 convs -> +4 -> 22
-    assert receptive_field(1, 2, 3, 1, 3, 2) == 22
+    assert Geometry((2,), 3, 3, (1,)).receptive_field == 22
+    assert Geometry((2,), 3, 3, (1,), padding="valid").receptive_field == 22
 
 
-def test_receptive_field_bounds_the_influence():
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_receptive_field_bounds_the_influence(padding):
     """An output base must not depend on input farther away than the receptive field."""
     torch.manual_seed(0)
     net = SeqUNet(n_tracks=1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2,
-                  norm="none", dropout=0.0, down="conv").double().eval()
+                  norm="none", dropout=0.0, down="conv", padding=padding).double().eval()
     rf = net.receptive_field
-    length = 4 * rf
+    length = net.geometry.nearest_valid_lengths(4 * rf)[1]
     x = torch.randn(1, 4, length, dtype=torch.double, requires_grad=True)
-    centre = length // 2
-    net(x)[0, 0, centre].backward()
+    y = net(x)
+    y[0, 0, y.shape[-1] // 2].backward()
     touched = (x.grad.abs().sum(1)[0] > 0).nonzero().flatten()
     span = int(touched.max() - touched.min() + 1)
     assert span <= rf
     assert span >= rf // 2  # the bound is not wildly loose
 
 
-def test_gradient_checkpointing_gives_identical_gradients():
-    torch.manual_seed(0)
-    kw = dict(n_tracks=2, depth=3, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2, dropout=0.0)
-    a = SeqUNet(**kw, checkpointing=False)
-    b = SeqUNet(**kw, checkpointing=True)
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 4, 64)
-    for net in (a, b):
-        net.train()
-        net(x).pow(2).mean().backward()
-    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+def test_mc_dropout_switches_only_dropout():
+    net = SeqUNet(n_tracks=1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1,
+                  dropout=0.5).eval()
+    x = torch.randn(1, 4, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+        net.mc_dropout(True)
+        assert not torch.equal(net(x), net(x))
+        assert not any(m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d))
+        net.mc_dropout(False)
+        assert torch.equal(net(x), net(x))

@@ -27,7 +27,7 @@ TINY_OVERRIDES = " ".join([
 def _snakemake(workdir: Path, conf_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "snakemake"
     cmd = [str(exe), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--config", "data=tiny", f"conf_dir={conf_dir}", f"overrides={TINY_OVERRIDES}", *extra]
+           "--config", "data=tiny", f"conf_dir={conf_dir}", "mc_samples=2", f"overrides={TINY_OVERRIDES}", *extra]
     env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
@@ -51,9 +51,10 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
         pytest.fail(f"snakemake failed:\n{run.stderr[-5000:]}\n{logs}")
     res = work / "results" / "tiny"
 
-    # per-base predictions: header in FASTA order with true lengths, a value at every base
+    # per-base predictions (Monte Carlo mean) and their uncertainty: header in FASTA order with
+    # true lengths, a value at every base
     sizes = tiny_genome["sizes"]
-    for track in ("gc", "noisy"):
+    for track in ("gc", "noisy", "gc.std", "noisy.std"):
         bw = pybigtools.open(str(res / "predictions" / f"{track}.bw"))
         assert list(bw.chroms().items()) == list(sizes.items())
         assert bw.info()["zoomLevels"] > 0
@@ -85,6 +86,8 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
     assert (session.parent / root.get("genome")).resolve().exists()
     for r in root.iter("Resource"):
         assert (session.parent / r.get("path")).resolve().exists(), r.get("path")
+    names = {r.get("name") for r in root.iter("Resource")}
+    assert {"gc predicted", "gc uncertainty (sd)", "gc measured"} <= names, names
 
     # a second run right after a complete run has nothing to do
     again = _snakemake(work, tmp_path / "conf", "--dry-run")

@@ -40,11 +40,10 @@ def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
 
 
 def _check_model_length(cfg: DictConfig, length: int) -> None:
-    from seq_unet.model.geometry import check_input_length
+    from seq_unet.model.unet import geometry_from_config
 
     try:
-        check_input_length(length, cfg.model.pool if isinstance(cfg.model.pool, int) else list(cfg.model.pool),
-                           int(cfg.model.depth))
+        geometry_from_config(OmegaConf.to_container(cfg.model, resolve=True)).check(length)
     except ValueError as exc:
         raise InputError(f"data.window_length: {exc}") from exc
 
@@ -208,7 +207,8 @@ def predict(cfg: DictConfig) -> None:
 
     p = cfg.predict
     paths = predict_genome(p.ckpt, p.fasta, p.out_dir, p.window_length, p.crop, int(p.batch_size),
-                           float(p.precision), bool(p.reverse_complement), bool(p.mask_unknown), str(p.device))
+                           float(p.precision), bool(p.reverse_complement), bool(p.mask_unknown), str(p.device),
+                           int(p.mc_samples))
     for track, path in paths.items():
         log.info("%s -> %s", track, path)
 
@@ -260,7 +260,7 @@ def evaluate(cfg: DictConfig) -> None:
 
 
 def browser(cfg: DictConfig) -> None:
-    """Write an IGV session opening the genome with the predicted and measured tracks."""
+    """Write an IGV session opening the genome with the predicted, uncertainty and measured tracks."""
     from seq_unet.predict.browser import write_igv_session
 
     tracks = _tracks(cfg)
@@ -268,7 +268,10 @@ def browser(cfg: DictConfig) -> None:
     for t, path in predicted.items():
         if not Path(path).exists():
             raise InputError(f"{path} (prediction of {t}) does not exist; run `seq-unet predict` first")
-    out = write_igv_session(Path(cfg.paths.browser) / "igv_session.xml", cfg.predict.fasta, predicted, tracks)
+    std = {t: str(Path(cfg.predict.out_dir) / f"{t}.std.bw") for t in tracks}
+    std = {t: p for t, p in std.items() if Path(p).exists()}  # present when predicted with Monte Carlo dropout
+    out = write_igv_session(Path(cfg.paths.browser) / "igv_session.xml", cfg.predict.fasta, predicted, tracks,
+                            uncertainty=std)
     log.info("IGV session -> %s (IGV: File > Open Session...)", out)
 
 
@@ -285,7 +288,7 @@ def sweep_summary(cfg: DictConfig) -> None:
     p = cfg.predict
     kwargs = {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
               "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
-              "mask_unknown": bool(p.mask_unknown), "device": str(p.device)}
+              "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": 0}
     tracks = _tracks(cfg)
     runs, variants = summarise(sweep_dir, tracks, sizes, _split_of(cfg, list(sizes)), cfg.paths.fasta,
                                int(cfg.sweep.resolution), bool(cfg.sweep.predict), kwargs)

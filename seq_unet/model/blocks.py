@@ -1,9 +1,12 @@
 """Building blocks of the 1D U-Net: convolution blocks, dilated residual blocks,
 down- and up-sampling, and the skip-merge operations.
 
-Every block keeps "same" length (padding = dilation * (kernel - 1) / 2), so the
-coordinate arithmetic of the whole network lives in :mod:`seq_unet.model.geometry`.
-All tensors are ``(batch, channels, length)``.
+With ``padding="same"`` every block keeps its length (padding = dilation *
+(kernel - 1) / 2); with ``padding="valid"`` convolutions are unpadded and each
+trims ``dilation * (kernel - 1) / 2`` positions from both ends (residual
+branches are centre-cropped to match). The length arithmetic of the whole
+network lives in :mod:`seq_unet.model.geometry`. All tensors are
+``(batch, channels, length)``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,24 @@ def same_padding(kernel_size: int, dilation: int = 1) -> int:
     return dilation * (kernel_size - 1) // 2
 
 
+def conv_padding(padding: str, kernel_size: int, dilation: int = 1) -> int:
+    """Zero-padding of a convolution in ``same`` or ``valid`` mode."""
+    if padding not in ("same", "valid"):
+        raise ValueError(f"unknown padding {padding!r}; choose 'same' or 'valid'")
+    pad = same_padding(kernel_size, dilation)
+    return pad if padding == "same" else 0
+
+
+def center_crop(x: torch.Tensor, length: int) -> torch.Tensor:
+    """The centre ``length`` positions of ``x`` (equal trims at both ends)."""
+    extra = x.shape[-1] - length
+    if extra == 0:
+        return x
+    if extra < 0 or extra % 2:
+        raise ValueError(f"cannot centre-crop {x.shape[-1]} positions to {length}")
+    return x[..., extra // 2 : extra // 2 + length]
+
+
 class ConvBlock(nn.Module):
     """Two convolutions (conv -> norm -> GELU) with a residual connection.
 
@@ -51,11 +72,13 @@ class ConvBlock(nn.Module):
         kernel_size: odd kernel width.
         norm: normalisation kind (see :func:`make_norm`).
         dropout: dropout probability after the block (0 disables).
+        padding: ``same`` or ``valid`` (the block then trims ``kernel_size - 1`` from each end).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str, dropout: float = 0.0,
+                 padding: str = "same"):
         super().__init__()
-        pad = same_padding(kernel_size)
+        pad = conv_padding(padding, kernel_size)
         self.body = nn.Sequential(
             nn.Conv1d(in_channels, out_channels, kernel_size, padding=pad),
             make_norm(norm, out_channels),
@@ -70,7 +93,8 @@ class ConvBlock(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.act(self.body(x) + self.shortcut(x)))
+        y = self.body(x)
+        return self.dropout(self.act(y + center_crop(self.shortcut(x), y.shape[-1])))
 
 
 class DilatedResidualBlock(nn.Module):
@@ -81,12 +105,14 @@ class DilatedResidualBlock(nn.Module):
     tens-of-kilobases context of replication domains.
     """
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int, norm: str, dropout: float = 0.0):
+    def __init__(self, channels: int, kernel_size: int, dilation: int, norm: str, dropout: float = 0.0,
+                 padding: str = "same"):
         super().__init__()
         self.body = nn.Sequential(
             make_norm(norm, channels),
             nn.GELU(),
-            nn.Conv1d(channels, channels, kernel_size, padding=same_padding(kernel_size, dilation), dilation=dilation),
+            nn.Conv1d(channels, channels, kernel_size, padding=conv_padding(padding, kernel_size, dilation),
+                      dilation=dilation),
             make_norm(norm, channels),
             nn.GELU(),
             nn.Conv1d(channels, channels, 1),
@@ -94,7 +120,8 @@ class DilatedResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        y = self.body(x)
+        return center_crop(x, y.shape[-1]) + y
 
 
 def make_down(kind: str, channels: int, factor: int) -> nn.Module:
@@ -111,15 +138,18 @@ class Up(nn.Module):
 
     ``transpose`` uses a transposed convolution with kernel = stride = factor (no
     checkerboard overlap); ``nearest``/``linear`` interpolate, then convolve.
+    With ``valid`` padding the convolution is unpadded and linear interpolation
+    drops the ``factor // 2`` positions at each end that would be extrapolated.
     """
 
-    def __init__(self, kind: str, in_channels: int, out_channels: int, factor: int, kernel_size: int):
+    def __init__(self, kind: str, in_channels: int, out_channels: int, factor: int, kernel_size: int,
+                 padding: str = "same"):
         super().__init__()
-        self.kind, self.factor = kind, factor
+        self.kind, self.factor, self.valid = kind, factor, padding == "valid"
         if kind == "transpose":
             self.op = nn.ConvTranspose1d(in_channels, out_channels, factor, stride=factor)
         elif kind in ("nearest", "linear"):
-            self.op = nn.Conv1d(in_channels, out_channels, kernel_size, padding=same_padding(kernel_size))
+            self.op = nn.Conv1d(in_channels, out_channels, kernel_size, padding=conv_padding(padding, kernel_size))
         else:
             raise ValueError(f"unknown upsampling {kind!r}; choose 'transpose', 'nearest' or 'linear'")
 
@@ -127,11 +157,16 @@ class Up(nn.Module):
         if self.kind == "transpose":
             return self.op(x)
         x = nn.functional.interpolate(x, scale_factor=self.factor, mode=self.kind)
+        if self.valid and self.kind == "linear" and self.factor // 2:
+            x = x[..., self.factor // 2 : -(self.factor // 2)]
         return self.op(x)
 
 
+MERGE_NORMS = ("after", "before", "none")
+
+
 class SkipMerge(nn.Module):
-    """Merge decoder features with the encoder's skip features of equal length.
+    """Merge decoder features with the encoder's skip features.
 
     Modes:
         ``concat``: concatenate (2C channels); with ``project`` a 1x1 convolution
@@ -139,23 +174,32 @@ class SkipMerge(nn.Module):
         ``add``: element-wise sum (C channels, no extra parameters).
         ``none``: ignore the skip (the ablation without skip connections).
 
-    ``norm_merged`` normalises the merged features once (after concatenation,
-    or after the sum), so features of different scales meet on equal terms.
+    ``norm_at`` places a normalisation so that features of different scales
+    meet on equal terms: ``after`` normalises the merged features once,
+    ``before`` normalises each branch separately before the merge, ``none``
+    leaves them as they are. The skip map is centre-cropped to the decoder's
+    length (a no-op with ``same`` padding).
     """
 
-    def __init__(self, mode: str, channels: int, project: bool, norm: str, norm_merged: bool):
+    def __init__(self, mode: str, channels: int, project: bool, norm: str, norm_at: str = "after"):
         super().__init__()
         if mode not in ("concat", "add", "none"):
             raise ValueError(f"unknown skip merge {mode!r}; choose 'concat', 'add' or 'none'")
+        if norm_at not in MERGE_NORMS:
+            raise ValueError(f"unknown merge normalisation {norm_at!r}; choose one of {MERGE_NORMS}")
         self.mode = mode
         merged = 2 * channels if mode == "concat" else channels
-        self.norm = make_norm(norm, merged) if (norm_merged and mode != "none") else nn.Identity()
+        active = mode != "none"
+        self.norm = make_norm(norm, merged) if (active and norm_at == "after") else nn.Identity()
+        self.norm_x = make_norm(norm, channels) if (active and norm_at == "before") else nn.Identity()
+        self.norm_skip = make_norm(norm, channels) if (active and norm_at == "before") else nn.Identity()
         self.project = nn.Conv1d(merged, channels, 1) if (mode == "concat" and project) else None
         self.out_channels = channels if (self.project is not None or mode != "concat") else merged
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if self.mode == "none":
             return x
+        x, skip = self.norm_x(x), self.norm_skip(center_crop(skip, x.shape[-1]))
         merged = torch.cat([x, skip], dim=1) if self.mode == "concat" else x + skip
         merged = self.norm(merged)
         return self.project(merged) if self.project is not None else merged

@@ -9,14 +9,15 @@ features across and give gradients a short path back to the first layers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down
-from seq_unet.model.geometry import check_input_length, length_multiple, level_factors, receptive_field
+from seq_unet.model.geometry import Geometry, level_factors
 
 
 def level_channels(base_channels: int, growth: float, depth: int, max_channels: int | None = None) -> list[int]:
@@ -46,7 +47,9 @@ class SeqUNet(nn.Module):
         skip: ``concat``, ``add`` or ``none``.
         skip_project: 1x1 convolution after concatenation (2C -> C).
         norm: ``batch``, ``group``, ``layer`` or ``none``.
-        norm_merged: normalise merged skip features once after the merge.
+        merge_norm: normalise skip merges ``after`` (once, merged), ``before`` (each branch) or ``none``.
+        padding: ``same`` (output length = input length) or ``valid`` (unpadded convolutions,
+            centre-cropped skips; the output is the input's centre, see :class:`Geometry`).
         bottleneck_blocks: dilated residual blocks at the bottleneck.
         bottleneck_kernel: kernel width of the dilated convolutions.
         dilation_growth: dilation of block ``b`` is ``dilation_growth ** b``.
@@ -56,8 +59,8 @@ class SeqUNet(nn.Module):
 
     Shapes:
         ``forward(x)``: ``x`` one-hot ``(batch, 4, length)`` float32 ->
-        ``(batch, n_tracks, length)``; ``length`` must be a multiple of
-        :attr:`length_multiple`.
+        ``(batch, n_tracks, geometry.output_length(length))``; unusable lengths
+        raise a ``ValueError`` naming the nearest usable ones.
     """
 
     def __init__(
@@ -74,7 +77,8 @@ class SeqUNet(nn.Module):
         skip: str = "concat",
         skip_project: bool = True,
         norm: str = "batch",
-        norm_merged: bool = True,
+        merge_norm: str = "after",
+        padding: str = "same",
         bottleneck_blocks: int = 6,
         bottleneck_kernel: int = 3,
         dilation_growth: int = 2,
@@ -87,33 +91,34 @@ class SeqUNet(nn.Module):
             raise ValueError(f"model.depth must be >= 1, got {depth}")
         self.depth = depth
         self.factors = level_factors(pool, depth)
-        self.length_multiple = length_multiple(pool, depth)
+        self.geometry = Geometry(tuple(self.factors), kernel_size, bottleneck_kernel,
+                                 tuple(dilation_growth**b for b in range(bottleneck_blocks)), up, padding)
+        self.length_multiple = self.geometry.multiple
+        self.receptive_field = self.geometry.receptive_field
         self.checkpointing = checkpointing
-        self.receptive_field = receptive_field(
-            depth, self.factors, kernel_size, bottleneck_blocks, bottleneck_kernel, dilation_growth, up
-        )
         chans = level_channels(base_channels, channel_growth, depth, max_channels)
         self.channels = chans
 
-        self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm)
+        self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm, padding=padding)
         self.downs = nn.ModuleList(make_down(down, chans[i], f) for i, f in enumerate(self.factors))
         self.encoders = nn.ModuleList(
-            ConvBlock(chans[i], chans[i + 1], kernel_size, norm, dropout) for i in range(depth)
+            ConvBlock(chans[i], chans[i + 1], kernel_size, norm, dropout, padding) for i in range(depth)
         )
         self.bottleneck = nn.Sequential(
             *(
-                DilatedResidualBlock(chans[depth], bottleneck_kernel, dilation_growth**b, norm, dropout)
-                for b in range(bottleneck_blocks)
+                DilatedResidualBlock(chans[depth], bottleneck_kernel, d, norm, dropout, padding)
+                for d in self.geometry.dilations
             )
         )
         self.ups = nn.ModuleList(
-            Up(up, chans[i + 1], chans[i], f, kernel_size) for i, f in enumerate(self.factors)
+            Up(up, chans[i + 1], chans[i], f, kernel_size, padding) for i, f in enumerate(self.factors)
         )
         self.merges = nn.ModuleList(
-            SkipMerge(skip, chans[i], skip_project, norm, norm_merged) for i in range(depth)
+            SkipMerge(skip, chans[i], skip_project, norm, merge_norm) for i in range(depth)
         )
         self.decoders = nn.ModuleList(
-            ConvBlock(self.merges[i].out_channels, chans[i], kernel_size, norm, dropout) for i in range(depth)
+            ConvBlock(self.merges[i].out_channels, chans[i], kernel_size, norm, dropout, padding)
+            for i in range(depth)
         )
         self.head = nn.Conv1d(chans[0], n_tracks, 1)
 
@@ -123,7 +128,7 @@ class SeqUNet(nn.Module):
         return block(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_length(x.shape[-1], self.factors, self.depth)
+        self.geometry.check(x.shape[-1])
         h = self._run(self.stem, x)
         skips = []
         for down, enc in zip(self.downs, self.encoders):
@@ -135,3 +140,23 @@ class SeqUNet(nn.Module):
             h = self.merges[i](h, skips[i])
             h = self.decoders[i](h)
         return self.head(h)
+
+    def mc_dropout(self, enabled: bool = True) -> None:
+        """Keep dropout stochastic in eval mode (Monte Carlo dropout); norms stay in eval mode."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.train(enabled)
+
+
+def geometry_from_config(model: Mapping) -> Geometry:
+    """The :class:`Geometry` of the network a model config (``conf/model``) describes, without building it."""
+    kw = {k: p.default for k, p in inspect.signature(SeqUNet.__init__).parameters.items()
+          if p.default is not inspect.Parameter.empty}
+    unknown = set(model) - set(kw)
+    if unknown:
+        raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(kw)}")
+    kw.update(model)
+    pool = kw["pool"] if isinstance(kw["pool"], int) else list(kw["pool"])
+    return Geometry(tuple(level_factors(pool, int(kw["depth"]))), int(kw["kernel_size"]), int(kw["bottleneck_kernel"]),
+                    tuple(int(kw["dilation_growth"]) ** b for b in range(int(kw["bottleneck_blocks"]))),
+                    str(kw["up"]), str(kw["padding"]))

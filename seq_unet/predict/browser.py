@@ -1,5 +1,5 @@
 """Browser-ready output: an IGV session that opens the genome with the
-predicted and measured tracks in one click (File > Open Session in IGV desktop).
+predicted, uncertainty and measured tracks in one click (File > Open Session in IGV desktop).
 
 Paths in the session are relative to the session file, so the results folder
 can be moved or copied as a whole.
@@ -15,6 +15,7 @@ from seq_unet.io.atomic import atomic_path
 
 PRED_COLOR = "200,30,30"
 MEASURED_COLOR = "30,30,30"
+STD_COLOR = "120,120,220"
 
 
 def _rel(path: str | os.PathLike, start: Path) -> str:
@@ -22,7 +23,8 @@ def _rel(path: str | os.PathLike, start: Path) -> str:
 
 
 def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, predicted: dict[str, str],
-                      measured: dict[str, str] | None = None, locus: str | None = None) -> Path:
+                      measured: dict[str, str] | None = None, locus: str | None = None,
+                      uncertainty: dict[str, str] | None = None) -> Path:
     """Write an IGV desktop session (XML) with the FASTA as genome.
 
     Args:
@@ -30,6 +32,7 @@ def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, pred
         fasta: indexed FASTA (its ``.fai`` must sit beside it).
         predicted: track name -> predicted bigWig.
         measured: track name -> measured bigWig (optional).
+        uncertainty: track name -> per-base standard deviation bigWig (Monte Carlo dropout; optional).
         locus: initial locus (default: the first chromosome).
     """
     out_xml = Path(out_xml)
@@ -44,6 +47,8 @@ def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, pred
     entries = []
     for name, path in predicted.items():
         entries.append((f"{name} predicted", path, PRED_COLOR))
+        if uncertainty and name in uncertainty:
+            entries.append((f"{name} uncertainty (sd)", uncertainty[name], STD_COLOR))
         if measured and name in measured:
             entries.append((f"{name} measured", measured[name], MEASURED_COLOR))
     for label, path, color in entries:

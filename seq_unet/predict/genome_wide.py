@@ -2,8 +2,15 @@
 overlapping windows and write one per-base bigWig per track.
 
 Memory is bounded by one chromosome's output buffer (``n_tracks x length``
-float32) plus one batch; chromosomes are written to the bigWigs as soon as they
-are done, in FASTA order.
+float32, twice with Monte Carlo dropout) plus one batch; chromosomes are written
+to the bigWigs as soon as they are done, in FASTA order.
+
+With ``mc_samples = N > 0`` dropout stays active and every window is predicted
+N times; the mean is written as ``<track>.bw`` and the per-base standard
+deviation as ``<track>.std.bw`` (Monte Carlo dropout, an estimate of the
+model's uncertainty). A network with ``valid`` padding predicts only the centre
+of each window, so windows reach ``offset`` bases past the chromosome ends
+(unknown bases) and overlap by at least ``2 * offset``.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome, one_hot
 from seq_unet.io.tracks import BigWigWriter
 from seq_unet.lit import SeqUNetModule
-from seq_unet.model.geometry import check_input_length
 from seq_unet.predict.tiling import plan_windows, place
 
 log = logging.getLogger(__name__)
@@ -45,22 +51,49 @@ def load_model(ckpt: str | Path, device: torch.device) -> SeqUNetModule:
 
 
 @torch.inference_mode()
-def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device,
-                  reverse_complement: bool = True) -> np.ndarray:
-    """Per-base predictions for a batch of base codes ``(batch, length)`` -> ``(batch, n_tracks, length)``.
+def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device, reverse_complement: bool = True,
+                  mc_samples: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-base predictions for base codes ``(batch, length)`` -> ``(mean, std)``, each ``(batch, n_tracks, length)``.
 
-    With ``reverse_complement`` the prediction is averaged with the prediction
-    for the reverse-complement strand (flipped back), as the signal is strand-blind.
+    With ``reverse_complement`` each prediction is averaged with the prediction
+    for the reverse-complement strand (flipped back), as the signal is
+    strand-blind. With ``mc_samples > 0`` that is repeated with dropout active
+    and ``std`` is the per-base standard deviation over the samples (else None).
+    Positions a ``valid``-padding network does not predict (the window's first
+    and last ``offset`` bases) are NaN.
     """
     x = torch.from_numpy(one_hot(codes)).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with autocast:
+
+    def once() -> torch.Tensor:
         y = model.predict_values(x).float()
         if reverse_complement:
             # reverse complement of one-hot (A,C,G,T) = flip channels and positions
-            y_rc = model.predict_values(x.flip(1, 2)).float().flip(2)
-            y = (y + y_rc) / 2
-    return y.cpu().numpy()
+            y = (y + model.predict_values(x.flip(1, 2)).float().flip(2)) / 2
+        return y
+
+    with autocast:
+        if mc_samples > 0:
+            model.net.mc_dropout(True)
+            try:
+                samples = torch.stack([once() for _ in range(mc_samples)])
+            finally:
+                model.net.mc_dropout(False)
+            y, sd = samples.mean(0), samples.std(0, correction=1 if mc_samples > 1 else 0)
+        else:
+            y, sd = once(), None
+    return _full_length(y, codes.shape[-1]), (None if sd is None else _full_length(sd, codes.shape[-1]))
+
+
+def _full_length(y: torch.Tensor, length: int) -> np.ndarray:
+    """Pad a centred output back to the input length with NaN."""
+    y = y.cpu().numpy()
+    off = (length - y.shape[-1]) // 2
+    if off == 0:
+        return y
+    out = np.full(y.shape[:-1] + (length,), np.nan, dtype=y.dtype)
+    out[..., off : off + y.shape[-1]] = y
+    return out
 
 
 class Progress:
@@ -84,7 +117,7 @@ class Progress:
 def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, window_length: int | None = None,
                    crop: int | None = None, batch_size: int = 4, precision: float = 1e-3,
                    reverse_complement: bool = True, mask_unknown: bool = False,
-                   device: str = "auto") -> dict[str, Path]:
+                   device: str = "auto", mc_samples: int = 0) -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
@@ -92,45 +125,61 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         fasta: indexed FASTA (``seq-unet genome`` prepares one).
         out_dir: output folder.
         window_length: prediction window; default the training window.
-        crop: bases dropped at each inner window edge; default ``window_length // 8``.
+        crop: bases dropped at each inner window edge; default ``window_length // 8``
+            (at least the output offset of a ``valid``-padding network).
         batch_size: windows per forward pass.
         precision: bigWig values are rounded to this step (max error ``precision / 2``).
         reverse_complement: average with the reverse-complement prediction.
         mask_unknown: write no value where the DNA is unknown (N); otherwise predict there too.
         device: ``auto``, ``cpu``, ``cuda``, ...
+        mc_samples: Monte Carlo dropout passes (0: one deterministic pass).
 
     Returns:
-        The written bigWig path per track.
+        The written bigWig path per track, and per ``<track>.std`` with ``mc_samples``.
     """
     dev = resolve_device(device)
     model = load_model(ckpt, dev)
     length = int(window_length or model.hparams.window_length)
     try:
-        check_input_length(length, model.net.factors, model.net.depth)
+        off = model.net.geometry.offset(length)
     except ValueError as exc:
         raise InputError(f"predict.window_length: {exc}") from exc
-    crop = length // 8 if crop is None else int(crop)
+    crop = max(length // 8 if crop is None else int(crop), off)
+    if 2 * crop >= length:
+        raise InputError(f"predict.crop {crop} leaves nothing of a {length}-bp window; use a smaller crop")
     genome = Genome(fasta)
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
-    paths = {t: out_dir / f"{t}.bw" for t in tracks}
+    names = tracks + ([f"{t}.std" for t in tracks] if mc_samples > 0 else [])
+    paths = {n: out_dir / f"{n}.bw" for n in names}
     progress = Progress(sum(genome.sizes.values()))
-    log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, on %s",
-             len(tracks), len(genome.sizes), progress.total, length, crop, dev)
+    log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
+             "%s, on %s", len(tracks), len(genome.sizes), progress.total, length, crop, off,
+             f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off", dev)
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(BigWigWriter(paths[t], genome.sizes, precision)) for t in tracks]
+        writers = [stack.enter_context(BigWigWriter(paths[n], genome.sizes, precision)) for n in names]
         for chrom, size in genome.sizes.items():
-            buf = np.empty((len(tracks), size), dtype=np.float32)
-            pieces = plan_windows(size, length, crop)
+            # virtual chromosome with `off` unknown bases at each end, so every real base
+            # falls in the predicted centre of some window
+            buf = np.empty((len(names), size + 2 * off), dtype=np.float32)
+            pieces = plan_windows(size + 2 * off, length, crop)
             for b in range(0, len(pieces), batch_size):
                 batch = pieces[b : b + batch_size]
-                codes = np.stack([genome.codes(chrom, p.start, p.start + length) for p in batch])
-                out = predict_batch(model, codes, dev, reverse_complement)
+                codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
+                mean, sd = predict_batch(model, codes, dev, reverse_complement, mc_samples)
+                out = mean if sd is None else np.concatenate([mean, sd], axis=1)
                 for p, o in zip(batch, out):
                     place(buf, p, o)
-                progress.update(sum(p.keep_to - p.keep_from for p in batch))
+                progress.update(sum(p.keep_to - p.keep_from for p in batch) - _overhang(batch, off, size))
+            values = buf[:, off : off + size]
             if mask_unknown:
-                buf[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
-            for w, values in zip(writers, buf):
-                w.add(chrom, values)
+                values[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
+            for w, v in zip(writers, values):
+                w.add(chrom, v)
     return paths
+
+
+def _overhang(pieces, off: int, size: int) -> int:
+    """Kept bases of ``pieces`` that lie in the virtual padding beyond the chromosome ends."""
+    return sum(max(0, min(p.keep_to, off) - p.keep_from) + max(0, p.keep_to - max(p.keep_from, off + size))
+               for p in pieces)

@@ -45,6 +45,9 @@ HYDRA = " ".join(shlex.quote(a) for a in _args)
 if config.get("overrides"):
     HYDRA += " " + config["overrides"]
 
+MC_SAMPLES = int(config.get("mc_samples", 0))
+PREDICTED = TRACKS + ([f"{t}.std" for t in TRACKS] if MC_SAMPLES > 0 else [])
+
 BASELINES = ["gc", "kmer_ridge"]
 
 

@@ -72,14 +72,15 @@ rule predict:
         fasta=rules.genome.output.fasta,
         fai=rules.genome.output.fai,
     output:
-        expand(f"{RESULTS}/predictions/{{track}}.bw", track=TRACKS),
+        expand(f"{RESULTS}/predictions/{{track}}.bw", track=PREDICTED),
     log:
         f"{RESULTS}/logs/predict.log",
     params:
         hydra=HYDRA,
+        mc=MC_SAMPLES,
     threads: 2
     shell:
-        "seq-unet predict {params.hydra} > {log} 2>&1"
+        "seq-unet predict {params.hydra} predict.mc_samples={params.mc} > {log} 2>&1"
 
 
 rule baseline:

@@ -1,0 +1,103 @@
+"""Genome-wide prediction: both alignment modes, chromosome ends, Monte Carlo dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pybigtools
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from seq_unet.io.genome import Genome
+from seq_unet.lit import SeqUNetModule
+from seq_unet.model.unet import geometry_from_config
+from seq_unet.predict.genome_wide import load_model, predict_batch, predict_genome
+from seq_unet.predict.tiling import plan_windows
+
+MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+
+
+def _module(padding: str, dropout: float, window: int = 2048) -> SeqUNetModule:
+    torch.manual_seed(0)
+    window = geometry_from_config({**MODEL, "padding": padding}).nearest_valid_lengths(window)[1]
+    return SeqUNetModule(tracks=["a", "b"], window_length=window, target_resolution=100, target_mean=[1.0, 2.0],
+                         target_std=[0.5, 0.25], model={**MODEL, "padding": padding, "dropout": dropout})
+
+
+def _save(module: SeqUNetModule, path) -> str:
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": pl.__version__}, path)
+    return str(path)
+
+
+def _read(path, sizes) -> dict[str, np.ndarray]:
+    bw = pybigtools.open(str(path))
+    try:
+        return {c: np.asarray(bw.values(c, 0, n, fillna=None)) for c, n in sizes.items()}
+    finally:
+        bw.close()
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_every_base_is_predicted_from_the_right_window(padding, tiny_prepared, tmp_path):
+    module = _module(padding, dropout=0.0)
+    ckpt = _save(module, tmp_path / "m.ckpt")
+    paths = predict_genome(ckpt, tiny_prepared, tmp_path / "out", batch_size=3, precision=1e-4, device="cpu")
+    genome = Genome(tiny_prepared)
+    got = _read(paths["a"], genome.sizes)
+    model = load_model(ckpt, torch.device("cpu"))
+    length = module.hparams.window_length
+    off = model.net.geometry.offset(length)
+    assert (off > 0) == (padding == "valid")
+    crop = max(length // 8, off)
+    for chrom, size in genome.sizes.items():  # chrD (3 kb) is shorter than one window
+        assert got[chrom].shape == (size,) and np.isfinite(got[chrom]).all(), chrom
+        # every window's kept part equals that window's own prediction, ends included
+        for p in plan_windows(size + 2 * off, length, crop):
+            codes = genome.codes(chrom, p.start - off, p.start - off + length)[None]
+            direct = predict_batch(model, codes, torch.device("cpu"))[0][0, 0]
+            lo, hi = max(p.keep_from, off), min(p.keep_to, off + size)
+            np.testing.assert_allclose(got[chrom][lo - off : hi - off], direct[lo - p.start : hi - p.start],
+                                       atol=6e-5, err_msg=f"{chrom} window {p}")
+
+
+def test_monte_carlo_dropout_writes_mean_and_std(tiny_prepared, tmp_path):
+    ckpt = _save(_module("same", dropout=0.1), tmp_path / "m.ckpt")
+    plain = predict_genome(ckpt, tiny_prepared, tmp_path / "plain", precision=1e-4, device="cpu")
+    mc = predict_genome(ckpt, tiny_prepared, tmp_path / "mc", precision=1e-4, device="cpu", mc_samples=4)
+    assert set(mc) == {"a", "b", "a.std", "b.std"} and all(p.exists() for p in mc.values())
+    assert mc["a.std"].name == "a.std.bw" and mc["a.std"].parent == mc["a"].parent
+    sizes = Genome(tiny_prepared).sizes
+    for t in ("a", "b"):
+        mean, sd, det = (np.concatenate(list(_read(p, sizes).values())) for p in (mc[t], mc[f"{t}.std"], plain[t]))
+        assert np.isfinite(sd).all() and (sd >= 0).all() and np.median(sd) > 0
+        assert not np.allclose(mean, det)  # dropout was active
+        assert np.corrcoef(mean, det)[0, 1] > 0.5  # but the mean still follows the deterministic prediction
+
+
+def test_monte_carlo_without_dropout_has_zero_spread(tiny_prepared, tmp_path):
+    ckpt = _save(_module("same", dropout=0.0), tmp_path / "m.ckpt")
+    plain = predict_genome(ckpt, tiny_prepared, tmp_path / "plain", precision=1e-4, device="cpu")
+    mc = predict_genome(ckpt, tiny_prepared, tmp_path / "mc", precision=1e-4, device="cpu", mc_samples=3)
+    sizes = Genome(tiny_prepared).sizes
+    np.testing.assert_array_equal(np.concatenate(list(_read(mc["a.std"], sizes).values())), 0.0)
+    np.testing.assert_allclose(np.concatenate(list(_read(mc["a"], sizes).values())),
+                               np.concatenate(list(_read(plain["a"], sizes).values())), atol=1e-4)
+
+
+def test_valid_padding_loss_uses_the_bins_inside_the_output():
+    module = _module("valid", dropout=0.0, window=4096)
+    length, r = module.hparams.window_length, module.hparams.target_resolution
+    off = module.net.geometry.offset(length)
+    assert module.bin_from == -(-off // r) and module.bin_to == (length - off) // r
+    n_bins = length // r
+    batch = {"x": torch.randn(2, 4, length), "y": torch.randn(2, 2, n_bins), "mask": torch.ones(2, 2, n_bins, dtype=bool)}
+    loss, pooled = module._loss(batch)
+    assert torch.isfinite(loss) and pooled.shape == (2, 2, module.bin_to - module.bin_from)
+    # the pooled bins are the output averaged over exactly the bins' bases
+    out = module(batch["x"])
+    first = out[..., module.bin_from * r - off : module.bin_from * r - off + r].mean(-1)
+    torch.testing.assert_close(pooled[..., 0], first)
+    with pytest.raises(ValueError, match="less than one 100-bp target bin"):
+        model = {**MODEL, "padding": "valid", "bottleneck_blocks": 6}
+        SeqUNetModule(["a"], geometry_from_config(model).nearest_valid_lengths(1)[1], 100, [0.0], [1.0], model=model)

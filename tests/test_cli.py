@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from seq_unet.cli.main import hydra_argv
 from seq_unet.cli.steps import _resumable
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
@@ -22,7 +23,8 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_lists_steps(tmp_path):
     out = _run("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for step in ("genome", "windows", "extract", "train", "predict", "baseline", "evaluate", "browser"):
+    for step in ("genome", "windows", "extract", "train", "predict", "baseline", "evaluate", "browser",
+                 "sweep-summary"):
         assert step in out.stdout
     out = _run("predict", "--help", cwd=tmp_path)
     assert out.returncode == 0 and "bigWig" in out.stdout
@@ -58,3 +60,16 @@ def test_resume_only_from_the_same_run(tmp_path):
     assert _resumable(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
     assert not ckpt_dir.exists() and (tmp_path / "checkpoints.stale" / "last.ckpt").exists()
     assert _resumable(last, {"tracks": ["a"]}) is None
+
+
+def test_sweep_summary_of_a_missing_folder_is_a_clear_error(tmp_path):
+    out = _run("sweep-summary", f"sweep.dir={tmp_path / 'nope'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"sweep folder {tmp_path / 'nope'} does not exist" in out.stderr
+
+
+def test_job_name_joins_the_overrides_not_the_flags():
+    assert hydra_argv("train", ["-m", "seed=0,1", "model.depth=4"]) == [
+        "seq-unet-train", "-m", "hydra.job.name=train", "seed=0,1", "model.depth=4"]
+    assert hydra_argv("predict", ["--cfg", "job"]) == ["seq-unet-predict", "--cfg", "job", "hydra.job.name=predict"]
+    assert hydra_argv("train", ["seed=1", "-m"]) == ["seq-unet-train", "hydra.job.name=train", "seed=1", "-m"]

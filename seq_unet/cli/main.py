@@ -62,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     return _run_hydra(step, STEPS[step], rest)
 
 
+def hydra_argv(step: str, args: list[str]) -> list[str]:
+    """The argv Hydra sees: the user's arguments with ``hydra.job.name=<step>`` among the overrides.
+
+    Hydra takes its overrides as one run of positional arguments, so the job
+    name joins the user's overrides rather than standing before flags like ``-m``.
+    """
+    at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+    return [f"seq-unet-{step}", *args[:at], f"hydra.job.name={step}", *args[at:]]
+
+
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
@@ -82,10 +92,7 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         return value
 
     saved = sys.argv
-    # Hydra takes its overrides as one run of positional arguments, so the job
-    # name joins the user's overrides rather than standing before flags like -m.
-    at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
-    sys.argv = [f"seq-unet-{step}", *args[:at], f"hydra.job.name={step}", *args[at:]]
+    sys.argv = hydra_argv(step, args)
     try:
         _task()
     finally:

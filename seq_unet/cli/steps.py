@@ -277,13 +277,14 @@ def browser(cfg: DictConfig) -> None:
 
 def sweep_summary(cfg: DictConfig) -> None:
     """Collect a training sweep's runs into tables sorted by the validation score (sweep.dir=...)."""
-    from seq_unet.evaluate.sweep import markdown, summarise
+    from seq_unet.evaluate.sweep import find_runs, markdown, summarise
     from seq_unet.io.atomic import atomic_path
     from seq_unet.io.genome import read_chrom_sizes
 
     if not cfg.sweep.get("dir"):
         raise InputError("give the sweep folder: seq-unet sweep-summary sweep.dir=results/<data>/sweeps/<time>")
     sweep_dir = Path(cfg.sweep.dir)
+    find_runs(sweep_dir)  # a missing or empty sweep folder is reported before anything else
     sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
     p = cfg.predict
     kwargs = {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),

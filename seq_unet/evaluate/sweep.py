@@ -6,13 +6,16 @@ With ``predict=True`` every run's checkpoint predicts the genome (bigWigs in
 ``<run>/predictions``, reused when already there) and is scored from those
 files on the validation and test chromosomes, exactly like the pipeline's
 evaluate step; otherwise only the window-level validation score of training is
-reported.
+reported. Variants with several seeds also get a seed ensemble: the mean of
+their runs' per-base predictions, written as bigWigs under
+``<sweep>/ensembles/<variant>/`` and scored the same way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +50,23 @@ def run_overrides(run: Path) -> list[str]:
     return list(json.loads((run / "train_summary.json").read_text()).get("overrides", []))
 
 
-def variant_of(overrides: list[str]) -> tuple[str, int | None]:
-    """Split overrides into a variant label (everything but the seed) and the seed."""
-    seed, rest = None, []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key.lstrip("+~") == "seed":
-            seed = int(value)
-        elif not key.startswith("hydra."):
-            rest.append(o)
-    return (" ".join(rest) or "(defaults)"), seed
+def variant_labels(overrides: list[list[str]]) -> list[tuple[str, int | None]]:
+    """Per run: a variant label (the overrides that differ between runs, seed excluded) and the seed."""
+    parsed, seeds = [], []
+    for ovs in overrides:
+        d, seed = {}, None
+        for o in ovs:
+            key, _, value = o.partition("=")
+            if key.lstrip("+~") == "seed":
+                seed = int(value)
+            elif not key.startswith("hydra."):
+                d[key] = value
+        parsed.append(d)
+        seeds.append(seed)
+    keys = list(dict.fromkeys(k for d in parsed for k in d))
+    varying = [k for k in keys if len({d.get(k) for d in parsed}) > 1]
+    labels = [" ".join(f"{k}={d[k]}" for k in varying if k in d) or "(defaults)" for d in parsed]
+    return list(zip(labels, seeds))
 
 
 def summarise(sweep_dir: str | Path, observed: dict[str, str], chrom_sizes: dict[str, int],
@@ -73,9 +83,9 @@ def summarise(sweep_dir: str | Path, observed: dict[str, str], chrom_sizes: dict
     from seq_unet.evaluate.metrics import evaluate
 
     rows = []
-    for run in find_runs(sweep_dir):
+    runs = find_runs(sweep_dir)
+    for run, (variant, seed) in zip(runs, variant_labels([run_overrides(r) for r in runs])):
         summary = json.loads((run / "train_summary.json").read_text())
-        variant, seed = variant_of(run_overrides(run))
         row = {"run": str(run), "variant": variant, "seed": seed, "parameters": summary.get("parameters"),
                "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
                "window_val_pearson": summary.get("best_val_pearson"), "checkpoint": str(run / "best.ckpt")}
@@ -90,13 +100,53 @@ def summarise(sweep_dir: str | Path, observed: dict[str, str], chrom_sizes: dict
                 row[f"test_pearson_{r.track}"] = r.pearson
             for r in df[(df.split == "test") & (df.chrom != "all")].itertuples():
                 row[f"test_pearson_{r.track}_{r.chrom}"] = r.pearson
+        row["_paths"] = paths if predict else None
         rows.append(row)
         log.info("%s  %s seed=%s  %s", run, variant, seed,
                  " ".join(f"{k}={v:.3f}" for k, v in row.items() if "pearson" in k and v is not None))
-    runs = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns="_paths")
     key = "val_pearson" if predict else "window_val_pearson"
-    runs = runs.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
-    return runs, variant_table(runs)
+    variants = variant_table(table)
+    if predict:
+        ens = []
+        for variant in variants.variant:
+            members = [r["_paths"] for r in rows if r["variant"] == variant]
+            if len(members) < 2:
+                ens.append({})
+                continue
+            slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant)
+            paths = write_ensemble(members, Path(sweep_dir) / "ensembles" / slug, chrom_sizes,
+                                   (predict_kwargs or {}).get("precision", 1e-3))
+            df = evaluate({"ensemble": {t: str(p) for t, p in paths.items()}}, observed, chrom_sizes, split_of,
+                          [resolution])
+            pooled = df[df.chrom == "all"]
+            e = {"ensemble_val_pearson": float(pooled[pooled.split == "val"].pearson.mean())}
+            for r in pooled[pooled.split == "test"].itertuples():
+                e[f"ensemble_test_pearson_{r.track}"] = r.pearson
+            ens.append(e)
+        variants = pd.concat([variants, pd.DataFrame(ens, index=variants.index)], axis=1)
+    table = table.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
+    return table, variants
+
+
+def write_ensemble(members: list[dict[str, Path]], out_dir: Path, chrom_sizes: dict[str, int],
+                   precision: float) -> dict[str, Path]:
+    """Per track, the per-base mean of several runs' prediction bigWigs, written to ``out_dir/<track>.bw``."""
+    from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
+
+    out = {}
+    for track in members[0]:
+        path = Path(out_dir) / f"{track}.bw"
+        handles = [open_bigwig(m[track]) for m in members]
+        try:
+            with BigWigWriter(path, chrom_sizes, precision) as writer:
+                for chrom, size in chrom_sizes.items():
+                    writer.add(chrom, np.mean([read_values(h, chrom, 0, size, size) for h in handles], axis=0))
+        finally:
+            for h in handles:
+                h.close()
+        out[track] = path
+    return out
 
 
 def variant_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -130,12 +180,16 @@ def _predict_run(run: Path, fasta: str | Path, tracks: list[str], kwargs: dict) 
 
 def markdown(variants: pd.DataFrame, tracks: list[str]) -> str:
     """The variant table as Markdown (held-out Pearson mean ± sd per track)."""
-    cols = ["variant", "runs", "parameters", "train min"] + [f"test r {t}" for t in tracks] + ["val r"]
+    cols = (["variant", "runs", "parameters", "train min"] + [f"test r {t}" for t in tracks] + ["val r"]
+            + [f"ensemble test r {t}" for t in tracks] + ["ensemble val r"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in variants.to_dict("records"):
         cells = [r["variant"], str(r["runs"]), f"{r['parameters']:,}", f"{r['train_minutes_mean']:.1f}"]
         for name in [f"test_pearson_{t}" for t in tracks] + ["val_pearson"]:
             m, s = r.get(f"{name}_mean"), r.get(f"{name}_sd")
             cells.append("n/a" if m is None else f"{m:.3f} ± {s:.3f}")
+        for name in [f"ensemble_test_pearson_{t}" for t in tracks] + ["ensemble_val_pearson"]:
+            v = r.get(name)
+            cells.append("n/a" if v is None or v != v else f"{v:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

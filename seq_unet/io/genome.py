@@ -107,12 +107,17 @@ def prepare_fasta(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, i
 
 def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
     """Read a two-column ``chrom<TAB>length`` file (or a ``.fai``), keeping file order."""
+    if not Path(path).exists():
+        raise InputError(f"chromosome sizes {path} do not exist; run `seq-unet genome` first")
     sizes: dict[str, int] = {}
     with open(path) as fh:
-        for line in fh:
+        for n, line in enumerate(fh, 1):
             if line.strip():
-                fields = line.split("\t")
-                sizes[fields[0]] = int(fields[1])
+                fields = line.rstrip("\r\n").split("\t")
+                try:
+                    sizes[fields[0]] = int(fields[1])
+                except (IndexError, ValueError):
+                    raise InputError(f"{path} line {n}: expected 'chrom<TAB>length', got {line.strip()[:80]!r}") from None
     return sizes
 
 

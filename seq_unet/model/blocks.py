@@ -125,12 +125,19 @@ class DilatedResidualBlock(nn.Module):
 
 
 def make_down(kind: str, channels: int, factor: int) -> nn.Module:
-    """Downsample the length by ``factor`` (``maxpool`` or strided ``conv``)."""
+    """Downsample the length by ``factor``: ``maxpool``, ``avgpool`` or strided ``conv``.
+
+    Max-pooling keeps the strongest feature (a motif's presence); average pooling
+    keeps its density (composition over a region); a strided convolution learns
+    its own weighting.
+    """
     if kind == "maxpool":
         return nn.MaxPool1d(factor)
+    if kind == "avgpool":
+        return nn.AvgPool1d(factor)
     if kind == "conv":
         return nn.Conv1d(channels, channels, factor, stride=factor)
-    raise ValueError(f"unknown downsampling {kind!r}; choose 'maxpool' or 'conv'")
+    raise ValueError(f"unknown downsampling {kind!r}; choose 'maxpool', 'avgpool' or 'conv'")
 
 
 class Up(nn.Module):

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,31 +38,32 @@ def model_config(overrides: list[str]) -> dict:
 
 def one_setting(args: argparse.Namespace) -> dict:
     import torch
-    import torch.nn.functional as F
-
-    from seq_unet.model.unet import SeqUNet
+    from seq_unet.io.genome import one_hot
+    from seq_unet.lit import SeqUNetModule
+    from seq_unet.predict.genome_wide import resolve_device
 
     cfg = model_config(args.overrides)
     cfg["checkpointing"] = args.checkpointing
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     torch.manual_seed(0)
-    net = SeqUNet(n_tracks=2, **cfg).to(device).train()
-    opt = torch.optim.AdamW(net.parameters(), 1e-3)
-    length = net.geometry.nearest_valid_lengths(args.window - 1)[1] if not net.geometry.accepts(args.window) \
-        else args.window
-    off, r = net.geometry.offset(length), args.resolution
-    b0, b1 = -(-off // r), (length - off) // r
-    codes = torch.randint(0, 4, (args.batch, length), device=device)
-    x = F.one_hot(codes, 4).permute(0, 2, 1).float()
-    y = torch.randn(args.batch, 2, b1 - b0, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    # the LightningModule's own loss: crop to the predicted bins, average-pool, masked MSE
+    module = SeqUNetModule(["a", "b"], args.window, args.resolution, [0.0, 0.0], [1.0, 1.0], model=cfg)
+    module = module.to(device).train()
+    net, length = module.net, args.window
+    opt = torch.optim.AdamW(module.parameters(), 1e-3)
+    rng = np.random.default_rng(0)
+    n_bins = length // args.resolution
+    batch = {"x": torch.from_numpy(one_hot(rng.integers(0, 4, (args.batch, length), dtype=np.uint8))).to(device),
+             "y": torch.randn(args.batch, 2, n_bins, device=device),
+             "mask": torch.ones(args.batch, 2, n_bins, dtype=torch.bool, device=device)}
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
 
     def step() -> None:
         with autocast:
-            out = net(x)[..., b0 * r - off : b1 * r - off]
-            loss = ((F.avg_pool1d(out.float(), r) - y) ** 2).mean()
+            loss, _ = module._loss(batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.float().backward()
         opt.step()
 
     step()  # warm-up (allocator, kernels)

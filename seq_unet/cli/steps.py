@@ -201,14 +201,20 @@ def _overrides() -> list[str]:
         return []
 
 
+def _predict_options(cfg: DictConfig) -> dict:
+    """Keyword arguments of :func:`~seq_unet.predict.genome_wide.predict_genome` from ``cfg.predict``."""
+    p = cfg.predict
+    return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
+            "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
+            "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples)}
+
+
 def predict(cfg: DictConfig) -> None:
     """Predict every base of every chromosome and write one bigWig per track."""
     from seq_unet.predict.genome_wide import predict_genome
 
     p = cfg.predict
-    paths = predict_genome(p.ckpt, p.fasta, p.out_dir, p.window_length, p.crop, int(p.batch_size),
-                           float(p.precision), bool(p.reverse_complement), bool(p.mask_unknown), str(p.device),
-                           int(p.mc_samples))
+    paths = predict_genome(p.ckpt, p.fasta, p.out_dir, **_predict_options(cfg))
     for track, path in paths.items():
         log.info("%s -> %s", track, path)
 
@@ -286,10 +292,7 @@ def sweep_summary(cfg: DictConfig) -> None:
     sweep_dir = Path(cfg.sweep.dir)
     find_runs(sweep_dir)  # a missing or empty sweep folder is reported before anything else
     sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
-    p = cfg.predict
-    kwargs = {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
-              "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
-              "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": 0}
+    kwargs = {**_predict_options(cfg), "mc_samples": 0}  # runs are compared on deterministic predictions
     tracks = _tracks(cfg)
     runs, variants = summarise(sweep_dir, tracks, sizes, _split_of(cfg, list(sizes)), cfg.paths.fasta,
                                int(cfg.sweep.resolution), bool(cfg.sweep.predict), kwargs)
@@ -297,9 +300,10 @@ def sweep_summary(cfg: DictConfig) -> None:
         runs.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     with atomic_path(sweep_dir / "variants.csv") as tmp:
         variants.to_csv(tmp, index=False, float_format="%.4f")
+    table = markdown(variants, list(tracks))
     with atomic_path(sweep_dir / "variants.md") as tmp:
-        tmp.write_text(markdown(variants, list(tracks)) + "\n")
-    print(markdown(variants, list(tracks)))
+        tmp.write_text(table + "\n")
+    print(table)
     best = runs.iloc[0]
     log.info("%d runs, %d variants -> %s, %s; best run %s (%s seed=%s): %s", len(runs), len(variants),
              sweep_dir / "runs.tsv", sweep_dir / "variants.csv", best.run, best.variant, best.seed, best.checkpoint)

@@ -82,51 +82,56 @@ def summarise(sweep_dir: str | Path, observed: dict[str, str], chrom_sizes: dict
     """
     from seq_unet.evaluate.metrics import evaluate
 
-    rows = []
     runs = find_runs(sweep_dir)
+    rows, predicted = [], {}
     for run, (variant, seed) in zip(runs, variant_labels([run_overrides(r) for r in runs])):
         summary = json.loads((run / "train_summary.json").read_text())
-        row = {"run": str(run), "variant": variant, "seed": seed, "parameters": summary.get("parameters"),
-               "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
-               "window_val_pearson": summary.get("best_val_pearson"), "checkpoint": str(run / "best.ckpt")}
+        rows.append({"run": str(run), "variant": variant, "seed": seed, "parameters": summary.get("parameters"),
+                     "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
+                     "window_val_pearson": summary.get("best_val_pearson"), "checkpoint": str(run / "best.ckpt")})
         if predict:
-            paths = _predict_run(run, fasta, list(observed), predict_kwargs or {})
-            df = evaluate({"run": {t: str(p) for t, p in paths.items()}}, observed, chrom_sizes, split_of,
-                          [resolution])
-            pooled = df[df.chrom == "all"]
-            val = pooled[pooled.split == "val"]
-            row["val_pearson"] = float(val.pearson.mean()) if len(val) else float("nan")
-            for r in pooled[pooled.split == "test"].itertuples():
-                row[f"test_pearson_{r.track}"] = r.pearson
-            for r in df[(df.split == "test") & (df.chrom != "all")].itertuples():
-                row[f"test_pearson_{r.track}_{r.chrom}"] = r.pearson
-        row["_paths"] = paths if predict else None
-        rows.append(row)
-        log.info("%s  %s seed=%s  %s", run, variant, seed,
-                 " ".join(f"{k}={v:.3f}" for k, v in row.items() if "pearson" in k and v is not None))
-    table = pd.DataFrame(rows).drop(columns="_paths")
-    key = "val_pearson" if predict else "window_val_pearson"
-    variants = variant_table(table)
+            predicted[str(run)] = _predict_run(run, fasta, list(observed), predict_kwargs or {})
+    table = pd.DataFrame(rows)
+    ens = None
     if predict:
-        ens = []
-        for variant in variants.variant:
-            members = [r["_paths"] for r in rows if r["variant"] == variant]
-            if len(members) < 2:
-                ens.append({})
-                continue
-            slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant)
-            paths = write_ensemble(members, Path(sweep_dir) / "ensembles" / slug, chrom_sizes,
-                                   (predict_kwargs or {}).get("precision", 1e-3))
-            df = evaluate({"ensemble": {t: str(p) for t, p in paths.items()}}, observed, chrom_sizes, split_of,
-                          [resolution])
-            pooled = df[df.chrom == "all"]
-            e = {"ensemble_val_pearson": float(pooled[pooled.split == "val"].pearson.mean())}
-            for r in pooled[pooled.split == "test"].itertuples():
-                e[f"ensemble_test_pearson_{r.track}"] = r.pearson
-            ens.append(e)
-        variants = pd.concat([variants, pd.DataFrame(ens, index=variants.index)], axis=1)
+        ensembles = {}
+        for variant, group in table.groupby("variant", sort=False):
+            if len(group) > 1:
+                slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant)
+                ensembles[variant] = write_ensemble([predicted[r] for r in group.run],
+                                                    Path(sweep_dir) / "ensembles" / slug, chrom_sizes,
+                                                    (predict_kwargs or {}).get("precision", 1e-3))
+        # one pass over the measured tracks scores every run and every ensemble
+        scores = evaluate({**{f"run:{k}": v for k, v in predicted.items()},
+                           **{f"ensemble:{k}": v for k, v in ensembles.items()}},
+                          observed, chrom_sizes, split_of, [resolution])
+        table = pd.concat([table, pd.DataFrame([_scores(scores, f"run:{r}", per_chrom=True) for r in table.run])],
+                          axis=1)
+        ens = {v: {f"ensemble_{k}": x for k, x in _scores(scores, f"ensemble:{v}").items()} for v in ensembles}
+    variants = variant_table(table)
+    if ens is not None:
+        variants = pd.concat([variants, pd.DataFrame([ens.get(v, {}) for v in variants.variant],
+                                                     index=variants.index)], axis=1)
+    for r in table.to_dict("records"):
+        log.info("%s  %s seed=%s  %s", r["run"], r["variant"], r["seed"],
+                 " ".join(f"{k}={v:.3f}" for k, v in r.items() if "pearson" in k and v is not None))
+    key = "val_pearson" if predict else "window_val_pearson"
     table = table.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
     return table, variants
+
+
+def _scores(df: pd.DataFrame, predictor: str, per_chrom: bool = False) -> dict[str, float]:
+    """One predictor's validation Pearson (mean over tracks) and test Pearson per track (and chromosome)."""
+    d = df[df.predictor == predictor]
+    pooled = d[d.chrom == "all"]
+    val = pooled[pooled.split == "val"]
+    out = {"val_pearson": float(val.pearson.mean()) if len(val) else float("nan")}
+    for r in pooled[pooled.split == "test"].itertuples():
+        out[f"test_pearson_{r.track}"] = r.pearson
+    if per_chrom:
+        for r in d[(d.split == "test") & (d.chrom != "all")].itertuples():
+            out[f"test_pearson_{r.track}_{r.chrom}"] = r.pearson
+    return out
 
 
 def write_ensemble(members: list[dict[str, Path]], out_dir: Path, chrom_sizes: dict[str, int],

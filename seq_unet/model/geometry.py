@@ -61,6 +61,15 @@ class Geometry:
     up: str = "transpose"
     padding: str = "same"
 
+    @classmethod
+    def from_options(cls, depth: int, pool: int | Sequence[int], kernel_size: int, bottleneck_blocks: int,
+                     bottleneck_kernel: int, dilation_growth: int, up: str = "transpose",
+                     padding: str = "same") -> Geometry:
+        """The geometry of a U-Net with these options (those of :class:`~seq_unet.model.unet.SeqUNet`)."""
+        pool = pool if isinstance(pool, int) else list(pool)
+        return cls(tuple(level_factors(pool, int(depth))), int(kernel_size), int(bottleneck_kernel),
+                   tuple(int(dilation_growth) ** b for b in range(int(bottleneck_blocks))), str(up), str(padding))
+
     def __post_init__(self):
         if self.padding not in PADDINGS:
             raise ValueError(f"unknown padding {self.padding!r}; choose one of {PADDINGS}")

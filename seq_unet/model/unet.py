@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down
-from seq_unet.model.geometry import Geometry, level_factors
+from seq_unet.model.geometry import Geometry
 
 
 def level_channels(base_channels: int, growth: float, depth: int, max_channels: int | None = None) -> list[int]:
@@ -90,11 +90,9 @@ class SeqUNet(nn.Module):
         if depth < 1:
             raise ValueError(f"model.depth must be >= 1, got {depth}")
         self.depth = depth
-        self.factors = level_factors(pool, depth)
-        self.geometry = Geometry(tuple(self.factors), kernel_size, bottleneck_kernel,
-                                 tuple(dilation_growth**b for b in range(bottleneck_blocks)), up, padding)
-        self.length_multiple = self.geometry.multiple
-        self.receptive_field = self.geometry.receptive_field
+        self.geometry = Geometry.from_options(depth, pool, kernel_size, bottleneck_blocks, bottleneck_kernel,
+                                             dilation_growth, up, padding)
+        self.factors = list(self.geometry.factors)
         self.checkpointing = checkpointing
         chans = level_channels(base_channels, channel_growth, depth, max_channels)
         self.channels = chans
@@ -121,6 +119,14 @@ class SeqUNet(nn.Module):
             for i in range(depth)
         )
         self.head = nn.Conv1d(chans[0], n_tracks, 1)
+
+    @property
+    def length_multiple(self) -> int:
+        return self.geometry.multiple
+
+    @property
+    def receptive_field(self) -> int:
+        return self.geometry.receptive_field
 
     def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.checkpointing and self.training and torch.is_grad_enabled():
@@ -156,7 +162,5 @@ def geometry_from_config(model: Mapping) -> Geometry:
     if unknown:
         raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(kw)}")
     kw.update(model)
-    pool = kw["pool"] if isinstance(kw["pool"], int) else list(kw["pool"])
-    return Geometry(tuple(level_factors(pool, int(kw["depth"]))), int(kw["kernel_size"]), int(kw["bottleneck_kernel"]),
-                    tuple(int(kw["dilation_growth"]) ** b for b in range(int(kw["bottleneck_blocks"]))),
-                    str(kw["up"]), str(kw["padding"]))
+    return Geometry.from_options(kw["depth"], kw["pool"], kw["kernel_size"], kw["bottleneck_blocks"],
+                                 kw["bottleneck_kernel"], kw["dilation_growth"], kw["up"], kw["padding"])

@@ -206,7 +206,8 @@ def _predict_options(cfg: DictConfig) -> dict:
     p = cfg.predict
     return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
             "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
-            "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples)}
+            "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
+            "seed": int(cfg.seed)}
 
 
 def predict(cfg: DictConfig) -> None:

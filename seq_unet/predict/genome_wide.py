@@ -117,7 +117,7 @@ class Progress:
 def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, window_length: int | None = None,
                    crop: int | None = None, batch_size: int = 4, precision: float = 1e-3,
                    reverse_complement: bool = True, mask_unknown: bool = False,
-                   device: str = "auto", mc_samples: int = 0) -> dict[str, Path]:
+                   device: str = "auto", mc_samples: int = 0, seed: int = 0) -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
@@ -133,6 +133,7 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         mask_unknown: write no value where the DNA is unknown (N); otherwise predict there too.
         device: ``auto``, ``cpu``, ``cuda``, ...
         mc_samples: Monte Carlo dropout passes (0: one deterministic pass).
+        seed: seeds the dropout masks, so Monte Carlo predictions are reproducible.
 
     Returns:
         The written bigWig path per track, and per ``<track>.std`` with ``mc_samples``.
@@ -148,6 +149,7 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
     if 2 * crop >= length:
         raise InputError(f"predict.crop {crop} leaves nothing of a {length}-bp window; use a smaller crop")
     genome = Genome(fasta)
+    torch.manual_seed(seed)
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
     names = tracks + ([f"{t}.std" for t in tracks] if mc_samples > 0 else [])

@@ -41,6 +41,45 @@ def test_round_trip_with_independent_reader(tmp_path):
     bw.close()
 
 
+def _read_all(path, sizes):
+    bw = pybigtools.open(str(path))
+    try:
+        assert list(bw.chroms().items()) == list(sizes.items())
+        return {c: np.asarray(bw.values(c, 0, n, fillna=None), dtype=np.float64) for c, n in sizes.items()}
+    finally:
+        bw.close()
+
+
+@pytest.mark.parametrize("precision", [0.005, 0.01, 0.0])
+def test_runs_and_per_base_chromosomes_in_one_file(tmp_path, precision):
+    """A smooth chromosome is written as runs, a jittery one base by base; both read back exactly."""
+    rng = np.random.default_rng(3)
+    sizes = {"smooth": 200_000, "jitter": 30_011, "empty": 500, "one": 1}
+    x = np.arange(sizes["smooth"])
+    tracks = {
+        "smooth": (1.5 + 0.5 * np.sin(x / 9000)).astype(np.float32),
+        "jitter": (1.5 + rng.normal(0, 0.2, sizes["jitter"])).astype(np.float32),
+        "empty": np.full(500, np.nan, np.float32),  # no data at all: no entries
+        "one": np.array([2.0], np.float32),
+    }
+    tracks["smooth"][:700] = np.nan  # masked chromosome start
+    tracks["smooth"][50_000:50_123] = np.inf  # non-finite input is no data too
+    for a, b in ((0, 3), (100, 101), (5000, 7000), (30_000, 30_011)):  # gaps, including both ends
+        tracks["jitter"][a:b] = np.nan
+    write_bigwig(tmp_path / "t.bw", sizes, tracks.items(), precision=precision)
+    got = _read_all(tmp_path / "t.bw", sizes)
+    for c, want in tracks.items():
+        want = want.astype(np.float64)
+        nodata = ~np.isfinite(want)
+        np.testing.assert_array_equal(np.isnan(got[c]), nodata, err_msg=c)
+        err = np.abs(got[c][~nodata] - want[~nodata])
+        # half a step, plus float32's own rounding of the stored value
+        assert err.max(initial=0) <= precision / 2 + 2e-7 * 2, (c, err.max())
+    if precision:
+        # runs: the smooth 200 kb costs less than 2 bytes a base even at the coarsest zoom-included size
+        assert (tmp_path / "t.bw").stat().st_size < 200_000
+
+
 def test_writer_leaves_nothing_on_failure(tmp_path):
     path = tmp_path / "t.bw"
     with pytest.raises(ValueError, match="out of order"):

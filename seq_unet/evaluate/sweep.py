@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from seq_unet.errors import InputError
+from seq_unet.io.tracks import DEFAULT_PRECISION
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def summarise(sweep_dir: str | Path, observed: dict[str, str], chrom_sizes: dict
                 slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant)
                 ensembles[variant] = write_ensemble([predicted[r] for r in group.run],
                                                     Path(sweep_dir) / "ensembles" / slug, chrom_sizes,
-                                                    (predict_kwargs or {}).get("precision", 1e-3))
+                                                    (predict_kwargs or {}).get("precision", DEFAULT_PRECISION))
         # one pass over the measured tracks scores every run and every ensemble
         scores = evaluate({**{f"run:{k}": v for k, v in predicted.items()},
                            **{f"ensemble:{k}": v for k, v in ensembles.items()}},

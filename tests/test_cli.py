@@ -73,3 +73,40 @@ def test_job_name_joins_the_overrides_not_the_flags():
         "seq-unet-train", "-m", "hydra.job.name=train", "seed=0,1", "model.depth=4"]
     assert hydra_argv("predict", ["--cfg", "job"]) == ["seq-unet-predict", "--cfg", "job", "hydra.job.name=predict"]
     assert hydra_argv("train", ["seed=1", "-m"]) == ["seq-unet-train", "hydra.job.name=train", "seed=1", "-m"]
+
+
+def test_predict_a_new_genome_needs_only_a_fasta_and_a_checkpoint(tmp_path):
+    """No tracks, no data config, no prepared genome: a gzip FASTA and a checkpoint give bigWigs."""
+    import gzip
+
+    import numpy as np
+    import pybigtools
+    import pytorch_lightning as pl
+
+    from seq_unet.lit import SeqUNetModule
+
+    model = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+    module = SeqUNetModule(tracks=["rt"], window_length=2048, target_resolution=100, target_mean=[1.5],
+                           target_std=[0.3], model=model)
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": pl.__version__}, ckpt)
+    rng = np.random.default_rng(2)
+    sizes = {"scaffold_9": 5000, "contig_1": 777}  # names the model never saw, not sorted
+    new = tmp_path / "new" / "other_species.fa.gz"
+    new.parent.mkdir()
+    with gzip.open(new, "wt") as fh:
+        for name, n in sizes.items():
+            fh.write(f">{name} some description\n{''.join(rng.choice(list('ACGT'), n))}\n")
+    work = tmp_path / "empty"
+    work.mkdir()
+    out = _run("predict", f"predict.ckpt={ckpt}", f"predict.fasta={new}", "predict.out_dir=pred",
+               "predict.device=cpu", cwd=work)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "bp/s" in out.stdout + out.stderr and "s left" in out.stdout + out.stderr  # progress
+    bw = pybigtools.open(str(work / "pred" / "rt.bw"))
+    assert list(bw.chroms().items()) == list(sizes.items())
+    for c, n in sizes.items():
+        assert np.isfinite(bw.values(c, 0, n, fillna=None)).all(), c
+    bw.close()
+    assert (work / "pred" / "genome" / "genome.fa.fai").exists()  # the prepared, indexed copy

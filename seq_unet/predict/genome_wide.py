@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from seq_unet.errors import InputError
-from seq_unet.io.genome import UNKNOWN, Genome, one_hot
-from seq_unet.io.tracks import BigWigWriter
+from seq_unet.io.genome import UNKNOWN, Genome, one_hot, prepare_fasta
+from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.lit import SeqUNetModule
 from seq_unet.predict.tiling import plan_windows, place
 
@@ -52,13 +52,18 @@ def load_model(ckpt: str | Path, device: torch.device) -> SeqUNetModule:
 
 @torch.inference_mode()
 def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device, reverse_complement: bool = True,
-                  mc_samples: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+                  mc_samples: int = 0, smooth: int = 1,
+                  inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-base predictions for base codes ``(batch, length)`` -> ``(mean, std)``, each ``(batch, n_tracks, length)``.
 
     With ``reverse_complement`` each prediction is averaged with the prediction
     for the reverse-complement strand (flipped back), as the signal is
-    strand-blind. With ``mc_samples > 0`` that is repeated with dropout active
-    and ``std`` is the per-base standard deviation over the samples (else None).
+    strand-blind. With ``smooth > 1`` each prediction is then a centred running
+    mean over ``smooth`` bases (see :func:`running_mean`) that stays within each
+    window's ``inside`` ``(batch, 2)`` range ``[from, to)`` of real chromosome
+    (window coordinates; default: the whole window). With ``mc_samples > 0``
+    that is repeated with dropout active and ``std`` is the per-base standard
+    deviation over the samples (else None).
     Positions a ``valid``-padding network does not predict (the window's first
     and last ``offset`` bases) are NaN.
     """
@@ -70,7 +75,11 @@ def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device,
         if reverse_complement:
             # reverse complement of one-hot (A,C,G,T) = flip channels and positions
             y = (y + model.predict_values(x.flip(1, 2)).float().flip(2)) / 2
-        return y
+        if smooth <= 1:
+            return y
+        off = (codes.shape[-1] - y.shape[-1]) // 2  # output position j is window position j + off
+        bounds = None if inside is None else torch.as_tensor(np.asarray(inside), dtype=torch.long) - off
+        return running_mean(y, smooth, bounds)
 
     with autocast:
         if mc_samples > 0:
@@ -83,6 +92,36 @@ def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device,
         else:
             y, sd = once(), None
     return _full_length(y, codes.shape[-1]), (None if sd is None else _full_length(sd, codes.shape[-1]))
+
+
+def running_mean(y: torch.Tensor, width: int, bounds: torch.Tensor | None = None) -> torch.Tensor:
+    """Centred mean over ``width`` positions (odd; ``width <= 1``: unchanged) along the last axis.
+
+    Args:
+        y: ``(batch, channels, n)``.
+        width: positions averaged.
+        bounds: ``(batch, 2)`` int64, the ``[from, to)`` range of real sequence in
+            each row (default: all of it); a mean never mixes in positions outside
+            it, so near a chromosome end it is over the positions available.
+            Values outside the range are not meaningful.
+
+    Computed from a float64 cumulative sum (one pass, no rounding drift along long windows).
+    """
+    if width <= 1:
+        return y
+    b, ch, n = y.shape
+    half = width // 2
+    if bounds is None:
+        bounds = torch.tensor([[0, n]], dtype=torch.long).expand(b, 2)
+    bounds = bounds.to(y.device).clamp(0, n)
+    c = torch.nn.functional.pad(torch.cumsum(y.double(), dim=-1), (1, 0))
+    i = torch.arange(n, device=y.device)
+    lo = torch.maximum(i - half, bounds[:, :1]).clamp(max=n)
+    hi = torch.minimum(i + half + 1, bounds[:, 1:]).clamp(min=0)
+    hi = torch.maximum(hi, lo + 1).clamp(max=n)  # outside the range: any finite value
+    lo = torch.minimum(lo, hi - 1)
+    total = c.gather(-1, hi[:, None].expand(b, ch, n)) - c.gather(-1, lo[:, None].expand(b, ch, n))
+    return (total / (hi - lo)[:, None]).to(y.dtype)
 
 
 def _full_length(y: torch.Tensor, length: int) -> np.ndarray:
@@ -115,18 +154,20 @@ class Progress:
 
 
 def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, window_length: int | None = None,
-                   crop: int | None = None, batch_size: int = 4, precision: float = 1e-3,
+                   crop: int | None = None, batch_size: int = 4, precision: float = DEFAULT_PRECISION,
                    reverse_complement: bool = True, mask_unknown: bool = False,
-                   device: str = "auto", mc_samples: int = 0, seed: int = 0) -> dict[str, Path]:
+                   device: str = "auto", mc_samples: int = 0, seed: int = 0,
+                   smooth: int | str = "auto") -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
         ckpt: trained checkpoint.
-        fasta: indexed FASTA (``seq-unet genome`` prepares one).
+        fasta: the genome: an indexed FASTA, or any plain or gzip FASTA, which is then
+            prepared and indexed as ``<out_dir>/genome/genome.fa`` first.
         out_dir: output folder.
         window_length: prediction window; default the training window.
         crop: bases dropped at each inner window edge; default ``window_length // 8``
-            (at least the output offset of a ``valid``-padding network).
+            (at least the output offset of a ``valid``-padding network plus half the smoothing).
         batch_size: windows per forward pass.
         precision: bigWig values are rounded to this step (max error ``precision / 2``).
         reverse_complement: average with the reverse-complement prediction.
@@ -134,6 +175,10 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         device: ``auto``, ``cpu``, ``cuda``, ...
         mc_samples: Monte Carlo dropout passes (0: one deterministic pass).
         seed: seeds the dropout masks, so Monte Carlo predictions are reproducible.
+        smooth: write each base's centred running mean over this many bases
+            (rounded up to odd); ``"auto"``: the model's training resolution (the
+            loss only constrains bin means, so the raw per-base output carries
+            base-to-base jitter the training never saw); 0 or 1: raw output.
 
     Returns:
         The written bigWig path per track, and per ``<track>.std`` with ``mc_samples``.
@@ -145,10 +190,12 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         off = model.net.geometry.offset(length)
     except ValueError as exc:
         raise InputError(f"predict.window_length: {exc}") from exc
-    crop = max(length // 8 if crop is None else int(crop), off)
+    width = _smooth_width(smooth, int(model.hparams.target_resolution))
+    # kept bases need the whole smoothing span inside the network's output
+    crop = max(length // 8 if crop is None else int(crop), off + width // 2)
     if 2 * crop >= length:
         raise InputError(f"predict.crop {crop} leaves nothing of a {length}-bp window; use a smaller crop")
-    genome = Genome(fasta)
+    genome = Genome(_indexed(fasta, out_dir))
     torch.manual_seed(seed)
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
@@ -156,8 +203,8 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
     paths = {n: out_dir / f"{n}.bw" for n in names}
     progress = Progress(sum(genome.sizes.values()))
     log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
-             "%s, on %s", len(tracks), len(genome.sizes), progress.total, length, crop, off,
-             f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off", dev)
+             "running mean over %d bp, %s, on %s", len(tracks), len(genome.sizes), progress.total, length, crop,
+             off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off", dev)
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(BigWigWriter(paths[n], genome.sizes, precision)) for n in names]
         for chrom, size in genome.sizes.items():
@@ -168,7 +215,9 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
             for b in range(0, len(pieces), batch_size):
                 batch = pieces[b : b + batch_size]
                 codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
-                mean, sd = predict_batch(model, codes, dev, reverse_complement, mc_samples)
+                # the chromosome's own extent in each window: smoothing stops at its ends
+                inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
+                mean, sd = predict_batch(model, codes, dev, reverse_complement, mc_samples, width, inside)
                 out = mean if sd is None else np.concatenate([mean, sd], axis=1)
                 for p, o in zip(batch, out):
                     place(buf, p, o)
@@ -179,6 +228,30 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
             for w, v in zip(writers, values):
                 w.add(chrom, v)
     return paths
+
+
+def _indexed(fasta: str | Path, out_dir: str | Path) -> Path:
+    """``fasta`` if it has a ``.fai`` index, else a prepared, indexed copy in ``out_dir/genome/``."""
+    fasta = Path(fasta)
+    if Path(f"{fasta}.fai").exists():
+        return fasta
+    dst = Path(out_dir) / "genome" / "genome.fa"
+    log.info("%s has no .fai index: preparing an indexed copy as %s", fasta, dst)
+    prepare_fasta(fasta, dst)
+    return dst
+
+
+def _smooth_width(smooth: int | str, resolution: int) -> int:
+    """Odd running-mean width from the ``smooth`` option (see :func:`predict_genome`)."""
+    if smooth == "auto":
+        smooth = resolution
+    try:
+        width = int(smooth)
+    except (TypeError, ValueError):
+        raise InputError(f"predict.smooth must be 'auto' or a number of bases, not {smooth!r}") from None
+    if width < 0:
+        raise InputError(f"predict.smooth must be >= 0, not {width}")
+    return width + 1 - width % 2 if width > 1 else 1
 
 
 def _overhang(pieces, off: int, size: int) -> int:

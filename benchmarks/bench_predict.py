@@ -1,0 +1,116 @@
+"""Genome-wide prediction streams: peak memory against genome size.
+
+    python benchmarks/bench_predict.py                       # 10 vs 100 Mbp, default model
+    python benchmarks/bench_predict.py --sizes 10 50 model.depth=4
+
+For each genome size a synthetic genome of random sequence is written as
+chromosomes of ``--chrom-mbp`` (10 Mbp: one chromosome; 100 Mbp: ten), and a
+fresh process runs :func:`seq_unet.predict.genome_wide.predict_genome` on it
+with a randomly initialised U-Net (``conf/model/unet.yaml`` plus overrides; the
+weights do not matter for memory or speed) over the default 128-kb windows,
+reverse-complement averaging and running-mean smoothing on, and the bigWig
+written. Printed per size: seconds, bases per second, peak resident memory of
+the process and the bigWig's size, then the 100/10 ratios. Prediction holds one
+chromosome's output at a time, so peak memory should follow the longest
+chromosome, not the genome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+from benchmarks.bench_model import model_config  # noqa: E402
+
+
+def write_genome(path: Path, mbp: float, chrom_mbp: float, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    total, chrom = int(mbp * 1e6), int(chrom_mbp * 1e6)
+    with open(path, "wb") as fh:
+        for i, start in enumerate(range(0, total, chrom)):
+            seq = np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, min(chrom, total - start))]
+            fh.write(f">chr{i + 1}\n".encode())
+            for line in range(0, len(seq), 80):
+                fh.write(seq[line : line + 80].tobytes() + b"\n")
+
+
+def make_checkpoint(path: Path, overrides: list[str], window: int, resolution: int) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    from seq_unet.lit import SeqUNetModule
+
+    torch.manual_seed(0)
+    module = SeqUNetModule(["signal"], window, resolution, [1.5], [0.3], model=model_config(overrides))
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": pl.__version__}, path)
+
+
+def child(args: argparse.Namespace) -> None:
+    from seq_unet.predict.genome_wide import predict_genome
+
+    t0 = time.perf_counter()
+    paths = predict_genome(args.ckpt, args.fasta, args.out, batch_size=args.batch, device=args.device)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "bigwig_bytes": paths["signal"].stat().st_size}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=float, nargs="+", default=[10, 100], help="genome sizes (Mbp)")
+    p.add_argument("--chrom-mbp", type=float, default=10.0)
+    p.add_argument("--window", type=int, default=128_000)
+    p.add_argument("--resolution", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ckpt", help=argparse.SUPPRESS)
+    p.add_argument("--fasta", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("overrides", nargs="*", help="model options, e.g. model.depth=4")
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    from seq_unet.io.genome import prepare_fasta
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = tmp / "model.ckpt"
+        make_checkpoint(ckpt, args.overrides, args.window, args.resolution)
+        for mbp in args.sizes:
+            raw, fasta = tmp / f"raw{mbp:g}.fa", tmp / f"genome{mbp:g}.fa"
+            write_genome(raw, mbp, args.chrom_mbp)
+            prepare_fasta(raw, fasta)
+            raw.unlink()
+            cmd = [sys.executable, __file__, "--child", "--ckpt", str(ckpt), "--fasta", str(fasta),
+                   "--out", str(tmp / f"pred{mbp:g}"), "--batch", str(args.batch), "--device", args.device]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            row = {"mbp": mbp, **json.loads(out.stdout.strip().splitlines()[-1])}
+            rows.append(row)
+            print(f"{mbp:6g} Mbp ({int(np.ceil(mbp / args.chrom_mbp))} chromosomes): {row['seconds']:7.1f} s, "
+                  f"{mbp * 1e6 / row['seconds'] / 1e3:7.0f} kbp/s, peak RSS {row['peak_rss'] / 2**30:.2f} GiB, "
+                  f"bigWig {row['bigwig_bytes'] / 1e3:.0f} kB", flush=True)
+            fasta.unlink()
+    first, last = rows[0], rows[-1]
+    print(f"{last['mbp']:g} / {first['mbp']:g} Mbp: genome x{last['mbp'] / first['mbp']:.0f}, "
+          f"time x{last['seconds'] / first['seconds']:.1f}, peak RSS x{last['peak_rss'] / first['peak_rss']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,8 @@
 # seq-unet: two commands for a fresh machine (Python 3.11+).
 #   make demo   install, then run the whole workflow on the bundled yeast data
 #   make test   install, then run the test suite
+#   make browser-deps  Chromium (apt, as root) and igv.js (npm) for the browser
+#               test; a notice, never a failure, where they cannot be had
 # TORCH picks the PyTorch build: the default pins the CPU-friendly release this
 # project is tested with; on a GPU machine use e.g. TORCH="torch==2.13.0" from
 # the CUDA index, or TORCH=torch for the newest build.
@@ -11,7 +13,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,17 @@ install: $(BIN)/python
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
-test: install
+# the browser test skips without these, so a missing tool must not stop `make test`
+browser-deps:
+	-@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || echo "browser-deps: apt-get could not install chromium"; \
+	else echo "browser-deps: /usr/bin/chromium missing; as root: apt-get install chromium"; fi
+	-@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/browser --no-audit --no-fund || echo "browser-deps: npm ci failed in tests/browser"; \
+	else echo "browser-deps: npm not found; igv.js for the browser test not installed"; fi
+
+test: install browser-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
 clean:

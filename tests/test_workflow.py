@@ -88,6 +88,13 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
         assert (session.parent / r.get("path")).resolve().exists(), r.get("path")
     names = {r.get("name") for r in root.iter("Resource")}
     assert {"gc predicted", "gc uncertainty (sd)", "gc measured"} <= names, names
+    # the track hub: an assembly hub (the tiny genome is no UCSC assembly) whose paths all resolve
+    hub = res / "browser" / "hub"
+    genomes = dict(line.split(" ", 1) for line in (hub / "genomes.txt").read_text().splitlines() if line)
+    assert (hub / genomes["twoBitPath"]).stat().st_size > 0
+    urls = [line.split(" ", 1)[1] for line in (hub / genomes["trackDb"]).read_text().splitlines()
+            if line.startswith("bigDataUrl ")]
+    assert len(urls) == 6 and all((hub / genomes["trackDb"]).parent.joinpath(u).resolve().is_file() for u in urls)
 
     # a second run right after a complete run has nothing to do
     again = _snakemake(work, tmp_path / "conf", "--dry-run")

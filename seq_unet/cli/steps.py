@@ -207,7 +207,7 @@ def _predict_options(cfg: DictConfig) -> dict:
     return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
             "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
             "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
-            "seed": int(cfg.seed)}
+            "seed": int(cfg.seed), "smooth": p.smooth}
 
 
 def predict(cfg: DictConfig) -> None:
@@ -267,8 +267,8 @@ def evaluate(cfg: DictConfig) -> None:
 
 
 def browser(cfg: DictConfig) -> None:
-    """Write an IGV session opening the genome with the predicted, uncertainty and measured tracks."""
-    from seq_unet.predict.browser import write_igv_session
+    """Write an IGV session and a UCSC track hub with the predicted, uncertainty and measured tracks."""
+    from seq_unet.predict.browser import write_igv_session, write_track_hub
 
     tracks = _tracks(cfg)
     predicted = {t: str(Path(cfg.predict.out_dir) / f"{t}.bw") for t in tracks}
@@ -277,9 +277,13 @@ def browser(cfg: DictConfig) -> None:
             raise InputError(f"{path} (prediction of {t}) does not exist; run `seq-unet predict` first")
     std = {t: str(Path(cfg.predict.out_dir) / f"{t}.std.bw") for t in tracks}
     std = {t: p for t, p in std.items() if Path(p).exists()}  # present when predicted with Monte Carlo dropout
-    out = write_igv_session(Path(cfg.paths.browser) / "igv_session.xml", cfg.predict.fasta, predicted, tracks,
-                            uncertainty=std)
-    log.info("IGV session -> %s (IGV: File > Open Session...)", out)
+    out = Path(cfg.paths.browser)
+    session = write_igv_session(out / "igv_session.xml", cfg.predict.fasta, predicted, tracks, uncertainty=std)
+    log.info("IGV session -> %s (IGV: File > Open Session...)", session)
+    hub = write_track_hub(out / "hub", cfg.predict.fasta, predicted, tracks, uncertainty=std, genome=cfg.data.name,
+                          ucsc_assembly=cfg.data.get("ucsc_assembly"), email=cfg.browser.hub_email)
+    log.info("track hub -> %s (serve the results folder over HTTP and give the URL of hub.txt to the UCSC "
+             "Genome Browser, or open it in IGV: File > Load Track Hub)", hub)
 
 
 def sweep_summary(cfg: DictConfig) -> None:

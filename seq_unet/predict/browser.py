@@ -1,17 +1,21 @@
 """Browser-ready output: an IGV session that opens the genome with the
-predicted, uncertainty and measured tracks in one click (File > Open Session in IGV desktop).
+predicted, uncertainty and measured tracks in one click (File > Open Session in
+IGV desktop), and a UCSC track hub (hub.txt, genomes.txt, trackDb.txt) with the
+same tracks for the UCSC Genome Browser, JBrowse or IGV (File > Load Track Hub).
 
-Paths in the session are relative to the session file, so the results folder
-can be moved or copied as a whole.
+Paths in the session and the hub are relative to the file that names them, so
+the results folder can be moved, copied or served over HTTP as a whole.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from seq_unet.io.atomic import atomic_path
+from seq_unet.io.genome import read_chrom_sizes, write_twobit
 
 PRED_COLOR = "200,30,30"
 MEASURED_COLOR = "30,30,30"
@@ -20,6 +24,23 @@ STD_COLOR = "120,120,220"
 
 def _rel(path: str | os.PathLike, start: Path) -> str:
     return os.path.relpath(Path(path).resolve(), start.resolve())
+
+
+def _entries(predicted: dict[str, str], measured: dict[str, str] | None,
+             uncertainty: dict[str, str] | None) -> list[tuple[str, str, str, str]]:
+    """``(track, kind, path, color)`` in display order: each prediction, its uncertainty, its measurement."""
+    out = []
+    for name, path in predicted.items():
+        out.append((name, "predicted", path, PRED_COLOR))
+        if uncertainty and name in uncertainty:
+            out.append((name, "uncertainty", uncertainty[name], STD_COLOR))
+        if measured and name in measured:
+            out.append((name, "measured", measured[name], MEASURED_COLOR))
+    return out
+
+
+def _first_chrom(fasta: str | os.PathLike) -> tuple[str, int]:
+    return next(iter(read_chrom_sizes(str(fasta) + ".fai").items()))
 
 
 def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, predicted: dict[str, str],
@@ -33,25 +54,20 @@ def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, pred
         predicted: track name -> predicted bigWig.
         measured: track name -> measured bigWig (optional).
         uncertainty: track name -> per-base standard deviation bigWig (Monte Carlo dropout; optional).
-        locus: initial locus (default: the first chromosome).
+        locus: initial locus (default: the first 200 kb of the first chromosome).
     """
     out_xml = Path(out_xml)
     here = out_xml.parent
     here.mkdir(parents=True, exist_ok=True)
-    if locus is None:
-        with open(str(fasta) + ".fai") as fh:
-            locus = fh.readline().split("\t")[0]
+    if locus is None:  # a range, not a bare name, which igv.js would first look up as a gene online
+        chrom, size = _first_chrom(fasta)
+        locus = f"{chrom}:1-{min(size, 200_000)}"
     session = ET.Element("Session", genome=_rel(fasta, here), locus=locus, version="8")
     resources = ET.SubElement(session, "Resources")
     panel = ET.SubElement(session, "Panel", name="DataPanel", height="600")
-    entries = []
-    for name, path in predicted.items():
-        entries.append((f"{name} predicted", path, PRED_COLOR))
-        if uncertainty and name in uncertainty:
-            entries.append((f"{name} uncertainty (sd)", uncertainty[name], STD_COLOR))
-        if measured and name in measured:
-            entries.append((f"{name} measured", measured[name], MEASURED_COLOR))
-    for label, path, color in entries:
+    labels = {"predicted": "predicted", "uncertainty": "uncertainty (sd)", "measured": "measured"}
+    for name, kind, path, color in _entries(predicted, measured, uncertainty):
+        label = f"{name} {labels[kind]}"
         rel = _rel(path, here)
         ET.SubElement(resources, "Resource", name=label, path=rel, type="bigwig")
         ET.SubElement(panel, "Track", attributeKey=label, autoScale="true", clazz="org.broad.igv.track.DataSourceTrack",
@@ -60,3 +76,72 @@ def write_igv_session(out_xml: str | os.PathLike, fasta: str | os.PathLike, pred
     with atomic_path(out_xml) as tmp:
         ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
     return out_xml
+
+
+HUB_LONG = {"predicted": "predicted by seq-unet", "uncertainty": "seq-unet uncertainty (Monte Carlo dropout sd)",
+            "measured": "measured"}
+HUB_SHORT = {"predicted": "pred", "uncertainty": "sd", "measured": "obs"}
+
+
+def _hub_name(text: str) -> str:
+    """A track or genome name UCSC accepts: letters, digits and underscores, starting with a letter."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return name if name[:1].isalpha() else f"t_{name}"
+
+
+def _stanza(fields: list[tuple[str, str]]) -> str:
+    return "".join(f"{k} {v}\n" for k, v in fields)
+
+
+def write_track_hub(hub_dir: str | os.PathLike, fasta: str | os.PathLike, predicted: dict[str, str],
+                    measured: dict[str, str] | None = None, uncertainty: dict[str, str] | None = None,
+                    genome: str = "genome", ucsc_assembly: str | None = None, email: str = "") -> Path:
+    """Write a UCSC track hub: ``hub.txt``, ``genomes.txt`` and ``<genome>/trackDb.txt``.
+
+    Args:
+        hub_dir: folder of the hub (``hub.txt`` goes here).
+        fasta: indexed FASTA of the genome the tracks are on.
+        predicted, measured, uncertainty: track name -> bigWig, as for :func:`write_igv_session`.
+        genome: name of the genome (data.name).
+        ucsc_assembly: a UCSC assembly the FASTA is identical to (e.g. ``sacCer3``): the hub
+            then attaches to it, with UCSC's own annotation beside the tracks. Otherwise an
+            assembly hub is written, with the genome as ``<genome>/genome.2bit``.
+        email: contact for the hub (hub.txt requires the field).
+
+    Returns:
+        The path of ``hub.txt``. A browser loads it by URL once the results folder is
+        served over HTTP(S) (UCSC) or from disk (IGV desktop).
+    """
+    hub_dir = Path(hub_dir)
+    db = _hub_name(ucsc_assembly or genome)
+    trackdb = hub_dir / db / "trackDb.txt"
+    chrom, size = _first_chrom(fasta)
+    genomes = [("genome", db), ("trackDb", f"{db}/trackDb.txt")]
+    if not ucsc_assembly:  # assembly hub: the browser needs the sequence itself
+        write_twobit(fasta, hub_dir / db / "genome.2bit")
+        genomes += [("twoBitPath", f"{db}/genome.2bit"), ("organism", genome), ("description", genome),
+                    ("scientificName", genome), ("defaultPos", f"{chrom}:1-{min(size, 200_000)}"), ("orderKey", "1")]
+    stanzas = []
+    for name, kind, path, color in _entries(predicted, measured, uncertainty):
+        short = f"{name} {HUB_SHORT[kind]}"
+        stanzas.append(_stanza([
+            ("track", _hub_name(f"{name}_{kind}")),
+            ("type", "bigWig"),
+            ("bigDataUrl", _rel(path, trackdb.parent).replace(os.sep, "/")),
+            ("shortLabel", short if len(short) <= 17 else f"{name[:17 - len(HUB_SHORT[kind]) - 1]} {HUB_SHORT[kind]}"),
+            ("longLabel", f"{name} {HUB_LONG[kind]}"[:80]),
+            ("visibility", "full"),
+            ("autoScale", "on"),
+            ("alwaysZero", "off"),
+            ("color", color),
+            ("maxHeightPixels", "100:60:8"),
+            ("windowingFunction", "mean"),
+        ]))
+    hub = _stanza([("hub", _hub_name(f"seq_unet_{genome}")), ("shortLabel", f"seq-unet {genome}"[:17]),
+                   ("longLabel", f"seq-unet predictions on {genome}"[:80]), ("genomesFile", "genomes.txt"),
+                   ("email", email or "none")])
+    for path, text in ((trackdb, "\n".join(stanzas)), (hub_dir / "genomes.txt", _stanza(genomes)),
+                       (hub_dir / "hub.txt", hub)):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return hub_dir / "hub.txt"

@@ -55,4 +55,5 @@ def final_outputs():
     return [
         f"{RESULTS}/eval/metrics.tsv",
         f"{RESULTS}/browser/igv_session.xml",
+        f"{RESULTS}/browser/hub",
     ]

@@ -122,7 +122,8 @@ rule browser:
         fai=rules.genome.output.fai,
         tracks=TRACK_FILES,
     output:
-        f"{RESULTS}/browser/igv_session.xml",
+        session=f"{RESULTS}/browser/igv_session.xml",
+        hub=directory(f"{RESULTS}/browser/hub"),
     log:
         f"{RESULTS}/logs/browser.log",
     params:

@@ -1,0 +1,357 @@
+"""seq_unet's bigWigs and IGV session, opened by igv.js in headless Chromium.
+
+pyBigWig reading back what pyBigWig wrote cannot catch a file that a genome
+browser draws wrongly or refuses; igv.js (the engine of igv.org and of
+IGV-based notebooks) is an independent reader. Everything is served from a
+local HTTP server and any request leaving it is blocked, so the test needs no
+network: the genome is a local indexed FASTA.
+
+Needs Chromium and the pinned igv.js (`make browser-deps`) and the Python
+package playwright (`pip install -e ".[test]"`); without them the tests skip,
+or fail where SEQ_UNET_REQUIRE_BROWSER=1 (CI). SEQ_UNET_CHROMIUM overrides the
+Chromium binary.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+IGV_DIST = REPO / "tests" / "browser" / "node_modules" / "igv" / "dist"
+SIZES = {"chrA": 30_000, "chrB": 12_000}
+PRECISION = 0.01
+TIMEOUT_S = 60
+# igv.js options that keep it off the network
+OFFLINE = {
+    "loadDefaultGenomes": False,  # else it fetches its genome list from igv.org
+    "search": False,  # else a bare name such as "chrB" is first looked up as a gene on igv.org
+    "showIdeogram": False,  # a FASTA genome has no cytobands
+}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _missing_browser_deps() -> str | None:
+    """What is missing to run igv.js, and how to get it; None when nothing is."""
+    missing = []
+    chromium = _chromium_path()
+    if chromium is None:
+        where = os.environ.get("SEQ_UNET_CHROMIUM") or "/usr/bin/chromium or on PATH"
+        missing.append(f"Chromium ({where}) not found: run `make browser-deps` (apt-get install chromium)")
+    if not (IGV_DIST / "igv.min.js").is_file():
+        missing.append(f"igv.js not found in {IGV_DIST.parent.relative_to(REPO)}: run `make browser-deps` (npm ci)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("Python package playwright not installed: run `make install` (pip install -e '.[test]')")
+    return "; ".join(missing) or None
+
+
+def _chromium_path() -> str | None:
+    override = os.environ.get("SEQ_UNET_CHROMIUM")
+    if override:
+        # an explicit choice is never second-guessed with a fallback
+        return override if os.access(override, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module (starting it is most of the cost)."""
+    missing = _missing_browser_deps()
+    if missing:
+        if os.environ.get("SEQ_UNET_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"SEQ_UNET_REQUIRE_BROWSER=1 but {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+# ---------------------------------------------------------------- serving
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files plus single byte ranges: igv.js reads bigWig and indexed
+    FASTA with `Range` requests, which SimpleHTTPRequestHandler answers with the
+    whole file."""
+
+    def send_head(self):
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+        path = self.translate_path(self.path)
+        if m is None or m.groups() == ("", "") or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        first, last = m.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:  # "bytes=-n": the last n bytes
+            start, end = max(size - int(last), 0), size - 1
+        if start > end:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            body = fh.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(body)  # do_GET copies it out; do_HEAD only closes it
+
+    def log_message(self, format, *args):
+        pass  # one line per range request would bury pytest's output
+
+
+@contextmanager
+def _serve(root: Path):
+    """Serve ``root`` (with igv.js under /igv/) on a free port of 127.0.0.1; yield the base URL."""
+    (root / "igv").symlink_to(IGV_DIST, target_is_directory=True)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+# The page keeps igv.js's own objects out of Python: helpers return plain data.
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
+<body>
+<div id="igv" style="width: 1000px"></div>
+<script src="igv/igv.min.js"></script>
+<script>
+igv.createBrowser(document.getElementById("igv"), %(config)s)
+  .then(b => { window.igvBrowser = b; }, e => { window.igvError = String((e && e.message) || e); });
+
+function viewportOf(name) {
+  const track = igvBrowser.findTracks("name", name)[0];
+  return track && track.trackView.viewports[0];
+}
+
+// The chromosome a track's canvas shows and how many of its pixels were
+// painted (neither transparent nor white); null until the first paint.
+function painted(name) {
+  const vp = viewportOf(name);
+  if (!vp || !vp.canvas || !vp.featureCache) return null;
+  const c = vp.canvas;
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let inked = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    if (px[i + 3] > 0 && (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250)) inked++;
+  }
+  return {chr: vp.featureCache.chr, inked: inked, total: c.width * c.height};
+}
+
+// Full-resolution entries as [start, end, value]: windowFunction "none"
+// makes the bigWig reader skip the zoom levels whatever bpPerPixel says.
+async function rawEntries(name, chr, start, end) {
+  const track = igvBrowser.findTracks("name", name)[0];
+  const features = await track.featureSource.getFeatures(
+    {chr: chr, start: start, end: end, bpPerPixel: 1, windowFunction: "none"});
+  return features.map(f => [f.start, f.end, f.value]);
+}
+
+// igv.js reports some load failures only in its alert dialog.
+function alerts() {
+  return [...document.querySelectorAll(".igv-ui-alert-dialog-container")]
+    .filter(d => d.style.display !== "none").map(d => d.textContent.trim());
+}
+</script>
+</body></html>
+"""
+
+
+class IgvPage:
+    """A page running igv.js, with every error it reports collected in ``errors``."""
+
+    def __init__(self, chromium, base: str, root: Path, config: dict):
+        (root / "index.html").write_text(PAGE % {"config": json.dumps(config)})
+        self.errors: list[str] = []
+        self.page = chromium.new_page(viewport={"width": 1200, "height": 800})
+        self.page.set_default_timeout(TIMEOUT_S * 1000)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("console", self._console)
+        self.page.route(lambda url: not url.startswith(base), self._block)
+        self.page.goto(base + "index.html")
+        self.wait_for("() => window.igvBrowser || window.igvError", what="igv.createBrowser")
+        error = self.page.evaluate("() => window.igvError || null")
+        assert error is None, f"igv.createBrowser failed: {error}; {self.errors}"
+
+    def _console(self, msg):
+        if msg.type == "error" and "favicon" not in (msg.location or {}).get("url", ""):
+            self.errors.append(f"console error: {msg.text}")
+
+    def _block(self, route):
+        self.errors.append(f"request outside the local server: {route.request.url}")
+        route.abort()
+
+    def wait_for(self, js: str, arg=None, what: str = ""):
+        """Poll ``js`` until it returns something truthy, failing at the first
+        reported error instead of waiting out the timeout."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.errors:
+                pytest.fail(f"errors while waiting for {what}:\n" + "\n".join(self.errors))
+            shown = self.page.evaluate("() => alerts()")
+            if shown:
+                pytest.fail(f"igv.js alert while waiting for {what}: {shown}")
+            value = self.page.evaluate(js, arg)
+            if value:
+                return value
+            self.page.wait_for_timeout(100)
+        pytest.fail(f"no {what} after {TIMEOUT_S} s")
+
+    def painted(self, track: str, chr: str) -> dict:
+        return self.wait_for("([t, c]) => { const p = painted(t); return p && p.chr === c && p; }",
+                             [track, chr], what=f"track {track!r} painted on {chr}")
+
+    def assert_clean(self):
+        assert self.errors == []
+        assert self.page.evaluate("() => alerts()") == []
+
+
+# ---------------------------------------------------------------- data
+
+
+def _write_genome(root: Path, rng: np.random.Generator) -> Path:
+    from pyfaidx import Faidx
+
+    fasta = root / "genome.fa"
+    with open(fasta, "w") as fh:
+        for name, size in SIZES.items():
+            seq = "".join(np.array(list("ACGT"))[rng.integers(0, 4, size)])
+            fh.write(f">{name}\n" + "".join(seq[i : i + 60] + "\n" for i in range(0, size, 60)))
+    Faidx(str(fasta)).close()  # writes genome.fa.fai
+    assert (root / "genome.fa.fai").is_file()
+    return fasta
+
+
+def _signals(rng: np.random.Generator, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """chrA: smooth with steps and a gap (runs of ~10 bases, stored as runs);
+    chrB: noisy, a new value nearly every base (stored as fixed steps), with a gap."""
+    x = np.arange(SIZES["chrA"])
+    a = 1.5 + 0.5 * np.sin(2 * np.pi * x / 3000) + 0.25 * ((x // 2500) % 2)
+    a[12_000:12_600] = np.nan
+    b = 1.0 + rng.random(SIZES["chrB"])
+    b[5_000:5_300] = np.nan
+    return {"chrA": (scale * a).astype(np.float32), "chrB": (scale * b).astype(np.float32)}
+
+
+def _write_bigwig(path: Path, values: dict[str, np.ndarray]) -> Path:
+    from seq_unet.io.tracks import BigWigWriter
+
+    with BigWigWriter(path, SIZES, precision=PRECISION) as w:
+        for chrom in SIZES:
+            w.add(chrom, values[chrom])
+    return path
+
+
+def _per_base(entries: list, size: int) -> np.ndarray:
+    """Per-base values from [start, end, value] entries (NaN where none)."""
+    out = np.full(size, np.nan)
+    covered = np.zeros(size, dtype=int)
+    for start, end, value in entries:
+        out[start:end] = value
+        covered[start:end] += 1
+    assert covered.max() <= 1, "igv.js returned overlapping entries"
+    return out
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_igv_draws_bigwig_and_decodes_written_values(chromium, tmp_path):
+    rng = np.random.default_rng(7)
+    _write_genome(tmp_path, rng)
+    values = _signals(rng)
+    _write_bigwig(tmp_path / "signal.bw", values)
+
+    with _serve(tmp_path) as base:
+        config = {
+            **OFFLINE,
+            "reference": {"id": "test", "name": "test", "fastaURL": base + "genome.fa",
+                          "indexURL": base + "genome.fa.fai"},
+            "locus": "chrA:1001-9000",
+            "tracks": [{"name": "signal", "type": "wig", "format": "bigwig", "url": base + "signal.bw"}],
+        }
+        igv = IgvPage(chromium, base, tmp_path, config)
+
+        shown = igv.painted("signal", "chrA")
+        assert shown["inked"] > 0.1 * shown["total"], f"track canvas nearly blank: {shown}"
+
+        for chrom, size in SIZES.items():
+            entries = igv.page.evaluate("([c, n]) => rawEntries('signal', c, 0, n)", [chrom, size])
+            decoded = _per_base(entries, size)
+            written = values[chrom].astype(float)
+            np.testing.assert_array_equal(np.isnan(decoded), np.isnan(written),
+                                          err_msg=f"{chrom}: no-data bases differ")
+            ok = ~np.isnan(written)
+            err = np.abs(decoded[ok] - written[ok]).max()
+            assert err <= PRECISION / 2 + 1e-6, f"{chrom}: igv.js decodes values up to {err} off"
+
+        assert igv.page.evaluate("() => igvBrowser.search('chrB')") is True
+        shown = igv.painted("signal", "chrB")
+        assert shown["inked"] > 0.1 * shown["total"], f"track canvas nearly blank on chrB: {shown}"
+        igv.assert_clean()
+
+
+def test_igv_loads_seq_unet_session(chromium, tmp_path):
+    from seq_unet.predict.browser import write_igv_session
+
+    rng = np.random.default_rng(11)
+    fasta = _write_genome(tmp_path, rng)
+    tracks = tmp_path / "tracks"  # the session names them by paths relative to itself
+    tracks.mkdir()
+    pred = _write_bigwig(tracks / "rt.pred.bw", _signals(rng))
+    meas = _write_bigwig(tracks / "rt.meas.bw", _signals(rng))
+    sd = _write_bigwig(tracks / "rt.sd.bw", _signals(rng, scale=0.05))
+    # igv.js resolves session paths against the page, not the session file:
+    # the session sits beside the page, as IGV desktop users open it from the results folder
+    write_igv_session(tmp_path / "session.xml", fasta, {"rt": str(pred)}, measured={"rt": str(meas)},
+                      locus="chrB:2001-6000", uncertainty={"rt": str(sd)})
+
+    with _serve(tmp_path) as base:
+        # createBrowser with sessionURL is igv.js's browser.loadSession({url}) on a new browser
+        config = {**OFFLINE, "sessionURL": "session.xml"}
+        igv = IgvPage(chromium, base, tmp_path, config)
+
+        genome = igv.page.evaluate(
+            "() => ({chrs: igvBrowser.genome.chromosomeNames, locus: igvBrowser.referenceFrameList[0].chr})")
+        assert genome == {"chrs": list(SIZES), "locus": "chrB"}
+        names = ["rt predicted", "rt uncertainty (sd)", "rt measured"]
+        loaded = igv.page.evaluate("() => igvBrowser.tracks.filter(t => t.type === 'wig').map(t => t.name)")
+        assert sorted(loaded) == sorted(names)
+        for name in names:
+            shown = igv.painted(name, "chrB")
+            assert shown["inked"] > 0.1 * shown["total"], f"{name}: track canvas nearly blank: {shown}"
+        igv.assert_clean()

@@ -183,23 +183,21 @@ class BigWigWriter:
         if len(values) != self.sizes[chrom]:
             raise ValueError(f"{chrom}: got {len(values)} values for a chromosome of {self.sizes[chrom]} bp")
         self._next += 1
-        q = _units(values, self.precision)
-        starts, ends = _runs(q)
-        data = q[starts] != np.inf
-        if not data.any():
+        starts, ends, vals = run_length_encode(values, self.precision)
+        if not len(starts):
             return  # no value anywhere on this chromosome: no entries
-        if data.sum() * 3 <= (ends[data] - starts[data]).sum():
+        if len(starts) * 3 <= (ends - starts).sum():
             # runs of 3 bases or more on average: bedGraph entries (12 bytes a run) are
             # smaller than per-base steps (4 bytes a base); numpy arrays go to libBigWig
             # without a Python object per entry
-            self._bw.addEntries([chrom] * int(data.sum()), starts[data], ends=ends[data],
-                                values=_scale(q[starts[data]], self.precision))
+            self._bw.addEntries([chrom] * len(starts), starts, ends=ends, values=vals)
             return
-        # a signal that changes from base to base: fixed-step entries per stretch with data
-        gap_from, gap_to = starts[~data], ends[~data]
-        for a, b in zip(np.append(0, gap_to), np.append(gap_from, len(q))):
-            if b > a:
-                self._bw.addEntries(chrom, int(a), values=_scale(q[a:b], self.precision), span=1, step=1)
+        # a signal that changes from base to base: the runs expanded into fixed-step
+        # entries, one call per stretch of consecutive runs (no-data gaps between them)
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+        for lo, hi in zip(np.append(0, breaks), np.append(breaks, len(starts))):
+            self._bw.addEntries(chrom, int(starts[lo]), values=np.repeat(vals[lo:hi], ends[lo:hi] - starts[lo:hi]),
+                                span=1, step=1)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:

@@ -123,12 +123,11 @@ def write_track_hub(hub_dir: str | os.PathLike, fasta: str | os.PathLike, predic
                     ("scientificName", genome), ("defaultPos", f"{chrom}:1-{min(size, 200_000)}"), ("orderKey", "1")]
     stanzas = []
     for name, kind, path, color in _entries(predicted, measured, uncertainty):
-        short = f"{name} {HUB_SHORT[kind]}"
         stanzas.append(_stanza([
             ("track", _hub_name(f"{name}_{kind}")),
             ("type", "bigWig"),
             ("bigDataUrl", _rel(path, trackdb.parent).replace(os.sep, "/")),
-            ("shortLabel", short if len(short) <= 17 else f"{name[:17 - len(HUB_SHORT[kind]) - 1]} {HUB_SHORT[kind]}"),
+            ("shortLabel", f"{name[:16 - len(HUB_SHORT[kind])]} {HUB_SHORT[kind]}"),  # UCSC: at most 17
             ("longLabel", f"{name} {HUB_LONG[kind]}"[:80]),
             ("visibility", "full"),
             ("autoScale", "on"),

@@ -118,3 +118,20 @@ def test_tiling_really_has_seams_without_enough_crop(genome_fa, tmp_path, monkey
     got = np.asarray(bw.values("long", 0, n, fillna=None))
     bw.close()
     assert (got != untiled(genome.codes("long", 0, n), 1, False)[0]).sum() > 0
+
+
+def test_mask_unknown_leaves_n_runs_without_a_value(genome_fa, tmp_path, monkeypatch):
+    module = CountingModule("same", 1000, resolution=1)
+    monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
+    paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, precision=0, reverse_complement=False,
+                                       device="cpu", smooth=0, mask_unknown=True)
+    genome = Genome(genome_fa)
+    bw = pybigtools.open(str(paths["gc"]))
+    for chrom, n in genome.sizes.items():
+        codes = genome.codes(chrom, 0, n)
+        got = np.asarray(bw.values(chrom, 0, n, fillna=None), dtype=np.float64)
+        unknown = codes == 4
+        assert unknown.sum() == 57, chrom
+        np.testing.assert_array_equal(np.isnan(got), unknown, err_msg=chrom)  # explicit no-data, nothing else
+        np.testing.assert_array_equal(got[~unknown], untiled(codes, 1, False)[0][~unknown].astype(np.float32))
+    bw.close()

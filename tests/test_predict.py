@@ -106,3 +106,14 @@ def test_valid_padding_loss_uses_the_bins_inside_the_output():
     with pytest.raises(ValueError, match="less than one 100-bp target bin"):
         model = {**MODEL, "padding": "valid", "bottleneck_blocks": 6}
         SeqUNetModule(["a"], geometry_from_config(model).nearest_valid_lengths(1)[1], 100, [0.0], [1.0], model=model)
+
+
+def test_sd_tracks_are_rounded_ten_times_finer(tiny_prepared, tmp_path):
+    """sd values are small: with precision 0.01 the mean is stored in steps of 0.01, the sd in steps of 0.001."""
+    ckpt = _save(_module("same", dropout=0.3), tmp_path / "m.ckpt")
+    mc = predict_genome(ckpt, tiny_prepared, tmp_path / "mc", precision=0.01, device="cpu", mc_samples=3, smooth=0)
+    sizes = Genome(tiny_prepared).sizes
+    mean, sd = (np.concatenate(list(_read(mc[n], sizes).values())) for n in ("a", "a.std"))
+    np.testing.assert_allclose(mean / 0.01, np.round(mean / 0.01), atol=1e-3)
+    np.testing.assert_allclose(sd / 0.001, np.round(sd / 0.001), atol=1e-3)
+    assert np.abs(sd / 0.01 - np.round(sd / 0.01)).max() > 0.05  # finer than the mean's step

@@ -205,7 +205,9 @@ def _predict_options(cfg: DictConfig) -> dict:
     """Keyword arguments of :func:`~seq_unet.predict.genome_wide.predict_genome` from ``cfg.predict``."""
     p = cfg.predict
     return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
-            "precision": float(p.precision), "reverse_complement": bool(p.reverse_complement),
+            "precision": float(p.precision),
+            "std_precision": None if p.get("std_precision") is None else float(p.std_precision),
+            "reverse_complement": bool(p.reverse_complement),
             "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
             "seed": int(cfg.seed), "smooth": p.smooth}
 

@@ -157,7 +157,7 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
                    crop: int | None = None, batch_size: int = 4, precision: float = DEFAULT_PRECISION,
                    reverse_complement: bool = True, mask_unknown: bool = False,
                    device: str = "auto", mc_samples: int = 0, seed: int = 0,
-                   smooth: int | str = "auto") -> dict[str, Path]:
+                   smooth: int | str = "auto", std_precision: float | None = None) -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
@@ -170,6 +170,8 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
             (at least the output offset of a ``valid``-padding network plus half the smoothing).
         batch_size: windows per forward pass.
         precision: bigWig values are rounded to this step (max error ``precision / 2``).
+        std_precision: the same for the Monte Carlo sd tracks, whose values are
+            small; default ``precision / 10``.
         reverse_complement: average with the reverse-complement prediction.
         mask_unknown: write no value where the DNA is unknown (N); otherwise predict there too.
         device: ``auto``, ``cpu``, ``cuda``, ...
@@ -206,7 +208,9 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
              "running mean over %d bp, %s, on %s", len(tracks), len(genome.sizes), progress.total, length, crop,
              off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off", dev)
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(BigWigWriter(paths[n], genome.sizes, precision)) for n in names]
+        std_precision = precision / 10 if std_precision is None else std_precision
+        writers = [stack.enter_context(BigWigWriter(paths[n], genome.sizes, std_precision if n.endswith(".std")
+                                                    else precision)) for n in names]
         for chrom, size in genome.sizes.items():
             # virtual chromosome with `off` unknown bases at each end, so every real base
             # falls in the predicted centre of some window

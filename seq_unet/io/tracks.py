@@ -94,38 +94,6 @@ def read_values(bw, chrom: str, start: int, end: int, size: int) -> np.ndarray:
     return out
 
 
-def _units(values: np.ndarray, precision: float) -> np.ndarray:
-    """Values rounded to whole multiples of ``precision`` (in those units), +inf for no data.
-
-    float32 keeps it one pass at memory speed and is exact for
-    ``|value / precision| < 2**24``; +inf is one sentinel for all no-data bases,
-    so a stretch of them is one run (NaN != NaN).
-    """
-    v = np.asarray(values, dtype=np.float32)
-    q = np.rint(v * np.float32(1 / precision)) if precision > 0 else v.copy()
-    q[~np.isfinite(q)] = np.inf
-    return q
-
-
-def _scale(q: np.ndarray, precision: float) -> np.ndarray:
-    return (q.astype(np.float64) * precision).astype(np.float32) if precision > 0 else q.astype(np.float32)
-
-
-def _runs(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, ends)`` of the runs of equal values of ``q``, int64."""
-    n = len(q)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    change = np.empty(n, dtype=bool)
-    change[0] = True
-    np.not_equal(q[1:], q[:-1], out=change[1:])
-    starts = np.flatnonzero(change)
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = n
-    return starts, ends
-
-
 def run_length_encode(values: np.ndarray, precision: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of equal values after rounding to ``precision``.
 
@@ -137,10 +105,24 @@ def run_length_encode(values: np.ndarray, precision: float) -> tuple[np.ndarray,
     Returns:
         ``(starts, ends, values)`` of the runs, int64/int64/float32, no-data runs removed.
     """
-    q = _units(values, precision)
-    starts, ends = _runs(q)
+    # Runs are found on the value in whole steps of `precision`: float32 keeps it one
+    # pass at memory speed and is exact for |value / precision| < 2**24; +inf is one
+    # sentinel for all no-data bases, so a stretch of them is one run (NaN != NaN).
+    v = np.asarray(values, dtype=np.float32)
+    q = np.rint(v * np.float32(1 / precision)) if precision > 0 else v.copy()
+    q[~np.isfinite(q)] = np.inf
+    n = len(q)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(q[1:], q[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], n)
     keep = q[starts] != np.inf
-    return starts[keep], ends[keep], _scale(q[starts[keep]], precision)
+    starts, ends = starts[keep], ends[keep]
+    vals = q[starts].astype(np.float64) * precision if precision > 0 else q[starts]
+    return starts, ends, vals.astype(np.float32)
 
 
 class BigWigWriter:

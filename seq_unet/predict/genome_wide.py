@@ -116,12 +116,10 @@ def running_mean(y: torch.Tensor, width: int, bounds: torch.Tensor | None = None
     bounds = bounds.to(y.device).clamp(0, n)
     c = torch.nn.functional.pad(torch.cumsum(y.double(), dim=-1), (1, 0))
     i = torch.arange(n, device=y.device)
-    lo = torch.maximum(i - half, bounds[:, :1]).clamp(max=n)
-    hi = torch.minimum(i + half + 1, bounds[:, 1:]).clamp(min=0)
-    hi = torch.maximum(hi, lo + 1).clamp(max=n)  # outside the range: any finite value
-    lo = torch.minimum(lo, hi - 1)
+    lo = torch.maximum(i - half, bounds[:, :1])  # within [0, n] as the bounds are
+    hi = torch.minimum(i + half + 1, bounds[:, 1:])
     total = c.gather(-1, hi[:, None].expand(b, ch, n)) - c.gather(-1, lo[:, None].expand(b, ch, n))
-    return (total / (hi - lo)[:, None]).to(y.dtype)
+    return (total / (hi - lo).clamp(min=1)[:, None]).to(y.dtype)  # outside the range: any finite value
 
 
 def _full_length(y: torch.Tensor, length: int) -> np.ndarray:

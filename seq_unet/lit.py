@@ -6,8 +6,10 @@ the dataset's target bins (the track's native resolution) and compares them
 with the measured values over valid bins only. With ``valid`` padding the
 network predicts only the centre of each window, and the loss uses the target
 bins that lie wholly inside it. Everything needed to rebuild the
-model and undo the standardisation is saved as hyperparameters, so
-``SeqUNetModule.load_from_checkpoint(path)`` needs no other argument.
+model and undo the standardisation is saved as hyperparameters; the
+training run's provenance (version, configuration, data checksums) is saved
+beside them, and :func:`seq_unet.checkpoint.load_module` rebuilds the model
+from a checkpoint without unpickling anything but tensors and plain values.
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ class SeqUNetModule(pl.LightningModule):
             raise ValueError(f"with valid padding the U-Net predicts only bases {offset}..{window_length - offset} "
                              f"of a {window_length}-bp window, less than one {r}-bp target bin; use a longer window")
         self.out_from, self.out_to = self.bin_from * r - offset, self.bin_to * r - offset
+        # set by `seq-unet train`: version, configuration and data checksums (seq_unet.checkpoint)
+        self.provenance: dict | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.provenance is not None:
+            from seq_unet.checkpoint import KEY
+
+            checkpoint[KEY] = self.provenance
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised per-base predictions ``(batch, n_tracks, length)`` for one-hot ``x``."""

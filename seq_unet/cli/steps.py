@@ -109,6 +109,7 @@ def train(cfg: DictConfig) -> float:
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
+    from seq_unet.checkpoint import make_provenance
     from seq_unet.data.datamodule import WindowDataModule
     from seq_unet.io.atomic import atomic_path
     from seq_unet.lit import SeqUNetModule
@@ -129,6 +130,7 @@ def train(cfg: DictConfig) -> float:
         weight_decay=float(cfg.train.weight_decay), warmup_fraction=float(cfg.train.warmup_fraction),
         loss=str(cfg.train.loss), dataset_md5=m["dataset_md5"],
     )
+    module.provenance = make_provenance(_config_record(cfg), m, m["dataset_md5"])
     n_params = sum(p.numel() for p in module.parameters())
     log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
              n_params, module.net.channels, module.net.receptive_field, m["window_length"])
@@ -148,7 +150,7 @@ def train(cfg: DictConfig) -> float:
                          logger=CSVLogger(str(out), name="", version="logs"))
     resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams)) if bool(cfg.train.resume) else None
     t0 = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     seconds = time.time() - t0
     best = float(best_cb.best_model_score) if best_cb.best_model_score is not None else float("nan")
     if trainer.is_global_zero:
@@ -192,6 +194,14 @@ def _resumable(last: Path, hparams: dict) -> str | None:
     return None
 
 
+def _config_record(cfg: DictConfig) -> dict:
+    """The configuration as plain values, for provenance records (resolved where possible)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # e.g. ${hydra:...} outside a Hydra run
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
 def _overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -217,9 +227,48 @@ def predict(cfg: DictConfig) -> None:
     from seq_unet.predict.genome_wide import predict_genome
 
     p = cfg.predict
+    check_checkpoint(cfg)
     paths = predict_genome(p.ckpt, p.fasta, p.out_dir, **_predict_options(cfg))
     for track, path in paths.items():
         log.info("%s -> %s", track, path)
+
+
+def check_checkpoint(cfg: DictConfig) -> None:
+    """Refuse a checkpoint that does not fit the prediction asked for, unless ``predict.allow_mismatch``.
+
+    Always compared: the package version and an explicit ``predict.window_length``.
+    When the FASTA is the data config's own genome (the pipeline's case), also the
+    track names, the window length, and the checksums of the genome and the track
+    files against those the model was trained on. Another FASTA (a new genome)
+    is predicted with whatever the checkpoint holds.
+    """
+    from seq_unet.checkpoint import KEY, mismatches, read_checkpoint
+    from seq_unet.io.genome import file_md5
+
+    p = cfg.predict
+    ckpt = read_checkpoint(p.ckpt)
+    if not ckpt.get(KEY):
+        log.warning("checkpoint %s records no provenance (version, configuration, data checksums); "
+                    "it cannot be checked against this configuration", p.ckpt)
+    expect: dict = {"window_length": p.window_length}
+    own_genome = Path(str(p.fasta)).resolve() == Path(str(cfg.paths.fasta)).resolve()
+    if own_genome:
+        tracks = _tracks(cfg)
+        expect.update(tracks=list(tracks), window_length=p.window_length or int(cfg.data.window_length))
+        if Path(str(p.fasta)).exists():
+            expect["genome_md5"] = file_md5(p.fasta)
+        expect["track_md5"] = {t: file_md5(f) for t, f in tracks.items() if Path(f).exists()}
+    problems = mismatches(ckpt, **expect)
+    if not problems:
+        return
+    where = f"checkpoint {p.ckpt} does not fit this prediction" + (
+        f" of data config {cfg.data.name!r}" if own_genome else "")
+    detail = "".join(f"\n  - {x}" for x in problems)
+    if bool(p.get("allow_mismatch", False)):
+        log.warning("%s (predicting anyway: predict.allow_mismatch=true):%s", where, detail)
+        return
+    raise InputError(f"{where}:{detail}\nTrain a model for this configuration, point predict.ckpt at the right "
+                     "checkpoint, or set predict.allow_mismatch=true to predict anyway.")
 
 
 def baseline(cfg: DictConfig) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seq_unet.checkpoint import load_module
 from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome, one_hot, prepare_fasta
 from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
@@ -39,15 +40,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_model(ckpt: str | Path, device: torch.device) -> SeqUNetModule:
-    """Load a trained checkpoint for inference, with a clear error if it is not one."""
-    ckpt = Path(ckpt)
-    if not ckpt.exists():
-        raise InputError(f"checkpoint {ckpt} does not exist; train a model first (`seq-unet train`)")
-    try:
-        model = SeqUNetModule.load_from_checkpoint(str(ckpt), map_location=device)
-    except Exception as exc:  # any failure here means the file is not a usable checkpoint
-        raise InputError(f"cannot load checkpoint {ckpt}: {type(exc).__name__}: {exc}") from exc
-    return model.eval()
+    """Load a trained checkpoint for inference (safely: weights and plain values only), with a clear error."""
+    return load_module(ckpt, device)
 
 
 @torch.inference_mode()

@@ -1,0 +1,125 @@
+"""Checkpoints: what a trained model records about its making, and a safe way to load it.
+
+Every checkpoint written by ``seq-unet train`` carries, under the key
+``"seq_unet"``, its provenance: the package version, the whole resolved
+configuration, and the checksums of the dataset manifest, the prepared genome
+and each track file. Prediction compares that record with what it is asked to
+do and refuses a mismatch (a model trained on other tracks, another window
+length, another genome or other data, or by an incompatible version) unless
+``predict.allow_mismatch=true``.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)``: only tensors
+and plain Python values are unpickled, so a checkpoint from an untrusted
+source cannot run code when it is opened. The model is then rebuilt from the
+saved hyperparameters and its weights loaded into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from seq_unet import __version__
+from seq_unet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+KEY = "seq_unet"
+
+
+def make_provenance(config: dict, manifest: dict, dataset_md5: str) -> dict:
+    """The record stored in every checkpoint of a training run (plain values only)."""
+    return {
+        "version": __version__,
+        "config": config,
+        "dataset_md5": dataset_md5,
+        "genome_md5": manifest.get("genome_md5"),
+        "track_md5": dict(manifest.get("track_md5", {})),
+        "tracks": list(manifest["tracks"]),
+        "window_length": int(manifest["window_length"]),
+        "target_resolution": int(manifest["target_resolution"]),
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint's contents, unpickled with ``weights_only=True``, with a clear error for a bad file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"checkpoint {path} does not exist; train a model first (`seq-unet train`)")
+    if path.is_dir():
+        raise InputError(f"checkpoint {path} is a folder, not a checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split(". Please use")[0].splitlines()[0]
+        if "Unsupported global" in text:
+            raise InputError(
+                f"checkpoint {path} holds Python objects other than weights and settings ({detail}); loading "
+                "them could run arbitrary code, so seq-unet refuses to (checkpoints are loaded with "
+                "weights_only=True)"
+            ) from None
+        raise InputError(f"checkpoint {path} is damaged or not a PyTorch checkpoint ({detail})") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for damaged files
+        raise InputError(f"checkpoint {path} is damaged or not a PyTorch checkpoint (truncated or overwritten?): "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InputError(f"checkpoint {path} is not a seq-unet checkpoint (no model weights and settings; "
+                         f"found {keys})")
+    return ckpt
+
+
+def load_module(path: str | os.PathLike, device: torch.device | str = "cpu", ckpt: dict | None = None):
+    """Rebuild the trained :class:`~seq_unet.lit.SeqUNetModule` of a checkpoint, in eval mode."""
+    from seq_unet.lit import SeqUNetModule
+
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    made_by = (ckpt.get(KEY) or {}).get("version", "an unknown version")
+    try:
+        module = SeqUNetModule(**dict(ckpt["hyper_parameters"]))
+        module.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise InputError(f"checkpoint {path} was written by seq-unet {made_by} and does not fit this version "
+                         f"({__version__}): {str(exc).splitlines()[0]}") from None
+    return module.to(device).eval()
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split("+")[0].split(".")[:2])
+
+
+def mismatches(ckpt: dict, *, window_length: int | None = None, tracks: list[str] | None = None,
+               genome_md5: str | None = None, track_md5: dict[str, str] | None = None) -> list[str]:
+    """How the checkpoint differs from what a prediction asks for; empty when it fits.
+
+    Args:
+        ckpt: the checkpoint's contents (:func:`read_checkpoint`).
+        window_length: the window length asked for (None: not checked).
+        tracks: the track names the configuration expects (None: not checked).
+        genome_md5: checksum of the prepared genome being predicted, compared with
+            the training genome's (None: not checked, e.g. another species).
+        track_md5: checksums of the configured track files (None: not checked).
+    """
+    hp = dict(ckpt["hyper_parameters"])
+    prov = ckpt.get(KEY) or {}  # absent from hand-made checkpoints: only the settings can be compared
+    out = []
+    if prov and _minor(str(prov.get("version", ""))) != _minor(__version__):
+        out.append(f"it was written by seq-unet {prov.get('version')}, this is {__version__}")
+    trained_length = int(hp.get("window_length", prov.get("window_length", 0)))
+    if window_length is not None and int(window_length) != trained_length:
+        out.append(f"it was trained on {trained_length}-bp windows, the prediction asks for {int(window_length)} bp")
+    trained_tracks = list(hp.get("tracks", []))
+    if tracks is not None and sorted(tracks) != sorted(trained_tracks):
+        out.append(f"it predicts tracks {trained_tracks}, the configuration names {list(tracks)}")
+    if genome_md5 is not None and prov.get("genome_md5") and genome_md5 != prov["genome_md5"]:
+        out.append(f"it was trained on another genome (MD5 {prov['genome_md5']}, this genome {genome_md5})")
+    if track_md5 is not None and prov.get("track_md5"):
+        changed = sorted(t for t, m in track_md5.items() if t in prov["track_md5"] and m != prov["track_md5"][t])
+        if changed:
+            out.append(f"the track files of {changed} changed since it was trained (MD5 differs)")
+    return out

@@ -123,3 +123,40 @@ def mismatches(ckpt: dict, *, window_length: int | None = None, tracks: list[str
         if changed:
             out.append(f"the track files of {changed} changed since it was trained (MD5 differs)")
     return out
+
+
+def _tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def atomic_checkpoint_io():
+    """A Lightning ``CheckpointIO`` that writes each checkpoint beside its final name and renames it.
+
+    Lightning's own writer stages the file in the system temporary folder and
+    moves it, which is a copy into the final name when that folder is on another
+    file system (usual on clusters); a job killed during the copy leaves a
+    truncated checkpoint under the final name. Free space is checked first.
+    """
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    from seq_unet.io.atomic import atomic_path, ensure_free_space
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_free_space(path.parent, int(_tensor_bytes(checkpoint) * 1.1) + (1 << 20), path)
+            with atomic_path(path) as tmp:
+                try:
+                    torch.save(checkpoint, tmp)
+                except RuntimeError as exc:  # torch reports a failed write (full disk, quota) this way
+                    raise InputError(f"cannot write checkpoint {path}: {exc}; nothing was left under that "
+                                     "name") from exc
+
+    return AtomicCheckpointIO()

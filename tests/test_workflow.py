@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -17,25 +19,17 @@ import torch
 
 from tests.conftest import REPO
 
-TINY_OVERRIDES = " ".join([
+TINY_OVERRIDES = [
     "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
     "trainer.max_epochs=2", "train.batch_size=4", "train.early_stopping_patience=0", "predict.batch_size=8",
     "'evaluate.resolutions=[100,1000]'", "evaluate.baseline_bin=100",
-])
+]
 
 
-def _snakemake(workdir: Path, conf_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "snakemake"
-    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--config", "data=tiny", f"conf_dir={conf_dir}", "mc_samples=2", f"overrides={TINY_OVERRIDES}", *extra]
-    env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-
-
-@pytest.mark.slow
-def test_snakemake_end_to_end(tiny_genome, tmp_path):
+def write_tiny_config(tmp_path: Path, tiny_genome: dict) -> Path:
+    """``<tmp_path>/conf/data/tiny.yaml`` for the tiny genome; returns the conf folder."""
     conf = tmp_path / "conf" / "data"
-    conf.mkdir(parents=True)
+    conf.mkdir(parents=True, exist_ok=True)
     (conf / "tiny.yaml").write_text(
         "name: tiny\n"
         f"fasta: {tiny_genome['fasta']}\n"
@@ -43,12 +37,38 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrB]\n"
         "window_length: 4000\nstride: 2000\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
     )
+    return conf.parent
+
+
+def snakemake_cmd(workdir: Path, conf_dir: Path, *extra: str, overrides: list[str] = TINY_OVERRIDES,
+                  mc_samples: int = 2) -> tuple[list[str], dict]:
+    """The command line and environment of a workflow run on the tiny data config."""
+    exe = Path(sys.executable).parent / "snakemake"
+    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--config", "data=tiny", f"conf_dir={conf_dir}", f"mc_samples={mc_samples}",
+           f"overrides={' '.join(overrides)}", *extra]
+    env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return cmd, env
+
+
+def _snakemake(workdir: Path, conf_dir: Path, *extra: str, **kw) -> subprocess.CompletedProcess:
+    cmd, env = snakemake_cmd(workdir, conf_dir, *extra, **kw)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def failure_logs(run: subprocess.CompletedProcess, work: Path) -> str:
+    logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "results/tiny/logs").glob("*.log"))
+    return f"snakemake failed:\n{run.stderr[-5000:]}\n{logs}"
+
+
+@pytest.mark.slow
+def test_snakemake_end_to_end(tiny_genome, tmp_path):
+    conf = write_tiny_config(tmp_path, tiny_genome)
     work = tmp_path / "work"
     work.mkdir()
-    run = _snakemake(work, tmp_path / "conf")
+    run = _snakemake(work, conf)
     if run.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "results/tiny/logs").glob("*.log"))
-        pytest.fail(f"snakemake failed:\n{run.stderr[-5000:]}\n{logs}")
+        pytest.fail(failure_logs(run, work))
     res = work / "results" / "tiny"
 
     # per-base predictions (Monte Carlo mean) and their uncertainty: header in FASTA order with
@@ -63,12 +83,22 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
             assert np.isfinite(v).all(), (track, chrom)
         bw.close()
 
-    # the checkpoint describes itself
-    from seq_unet.lit import SeqUNetModule
+    # the checkpoint describes itself: settings, and the provenance of the run that made it
+    from seq_unet import __version__
+    from seq_unet.checkpoint import KEY, load_module, read_checkpoint
+    from seq_unet.io.genome import file_md5
 
-    model = SeqUNetModule.load_from_checkpoint(str(res / "train" / "best.ckpt"), map_location="cpu")
+    model = load_module(res / "train" / "best.ckpt")
     assert model.tracks == ["gc", "noisy"] and model.hparams.window_length == 4000
     assert model.net(torch.zeros(1, 4, 4000)).shape == (1, 2, 4000)
+    prov = read_checkpoint(res / "train" / "best.ckpt")[KEY]
+    manifest = json.loads((res / "dataset" / "manifest.json").read_text())
+    assert prov["version"] == manifest["seq_unet_version"] == __version__
+    assert prov["dataset_md5"] == hashlib.md5((res / "dataset" / "manifest.json").read_bytes()).hexdigest()
+    assert prov["genome_md5"] == file_md5(res / "genome" / "genome.fa") == manifest["genome_md5"]
+    assert prov["track_md5"] == {t: file_md5(p) for t, p in tiny_genome["tracks"].items()}
+    assert prov["config"]["model"]["depth"] == 2 and prov["config"]["data"]["name"] == "tiny"
+    assert prov["config"]["trainer"]["max_epochs"] == 2
 
     metrics = pd.read_csv(res / "eval" / "metrics.tsv", sep="\t")
     assert {"track", "split", "chrom", "resolution_bp", "pearson", "spearman", "mse", "n_bins"} <= set(metrics.columns)

@@ -7,6 +7,7 @@ Snakemake workflow calls these commands; a user can run any step alone.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -72,6 +73,24 @@ def hydra_argv(step: str, args: list[str]) -> list[str]:
     return [f"seq-unet-{step}", *args[:at], f"hydra.job.name={step}", *args[at:]]
 
 
+# errors that mean "the output cannot be written there" (full disk, quota, read-only, too large)
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def worker_message(message: str) -> str:
+    """The user's error out of a message re-raised from a DataLoader worker (which embeds a traceback)."""
+    marker = "InputError: "
+    if "Original Traceback" in message and marker in message:
+        return message.rsplit(marker, 1)[1].strip()
+    return message
+
+
+def _fail(step: str, message: str):
+    logging.getLogger("seq_unet").error("%s", message)
+    print(f"seq-unet {step}: error: {message}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
@@ -85,9 +104,11 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         try:
             value = fn(cfg)
         except InputError as exc:
-            logging.getLogger("seq_unet").error("%s", exc)
-            print(f"seq-unet {step}: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            _fail(step, worker_message(str(exc)))
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRORS:
+                raise
+            _fail(step, f"cannot write {exc.filename or 'an output file'}: {exc.strerror}")
         result["value"] = value
         return value
 

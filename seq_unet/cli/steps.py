@@ -109,7 +109,7 @@ def train(cfg: DictConfig) -> float:
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
-    from seq_unet.checkpoint import make_provenance
+    from seq_unet.checkpoint import atomic_checkpoint_io, make_provenance
     from seq_unet.data.datamodule import WindowDataModule
     from seq_unet.io.atomic import atomic_path
     from seq_unet.lit import SeqUNetModule
@@ -147,10 +147,15 @@ def train(cfg: DictConfig) -> float:
         callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
     trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
-                         logger=CSVLogger(str(out), name="", version="logs"))
+                         logger=CSVLogger(str(out), name="", version="logs"), plugins=[atomic_checkpoint_io()])
     resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams)) if bool(cfg.train.resume) else None
+    metrics_csv = out / "logs" / "metrics.csv"
+    if resume and trainer.is_global_zero:
+        _keep_metrics_before(resume, metrics_csv)
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    if trainer.is_global_zero:
+        _merge_resumed_metrics(metrics_csv)
     seconds = time.time() - t0
     best = float(best_cb.best_model_score) if best_cb.best_model_score is not None else float("nan")
     if trainer.is_global_zero:
@@ -167,6 +172,45 @@ def train(cfg: DictConfig) -> float:
             tmp.write_text(json.dumps(summary, indent=2))
         log.info("best validation Pearson %.4f -> %s (%.0f s)", best, out / "best.ckpt", seconds)
     return best
+
+
+def _keep_metrics_before(ckpt: str, metrics_csv: Path) -> None:
+    """Before resuming: set aside the logged rows of the epochs the checkpoint completed.
+
+    Lightning's CSV logger starts a fresh ``metrics.csv``; rows of an epoch cut
+    short by the interruption are dropped (that epoch is trained again).
+    """
+    import pandas as pd
+    import torch
+
+    from seq_unet.io.atomic import atomic_path
+
+    done = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1))
+    earlier = metrics_csv.with_name("metrics.before_resume.csv")
+    parts = [pd.read_csv(p) for p in (earlier, metrics_csv) if p.exists() and p.stat().st_size]
+    if not parts:
+        return
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[rows["epoch"] <= done] if "epoch" in rows else rows
+    with atomic_path(earlier) as tmp:
+        rows.to_csv(tmp, index=False)
+    log.info("kept %d logged rows of epochs 0..%d in %s", len(rows), done, earlier)
+
+
+def _merge_resumed_metrics(metrics_csv: Path) -> None:
+    """After a resumed run: one ``metrics.csv`` with the rows from before and after the resumption."""
+    import pandas as pd
+
+    from seq_unet.io.atomic import atomic_path
+
+    earlier = metrics_csv.with_name("metrics.before_resume.csv")
+    if not earlier.exists():
+        return
+    parts = [pd.read_csv(p) for p in (earlier, metrics_csv) if p.exists() and p.stat().st_size]
+    rows = pd.concat(parts, ignore_index=True)
+    with atomic_path(metrics_csv) as tmp:
+        rows[sorted(rows.columns)].to_csv(tmp, index=False)
+    earlier.unlink()
 
 
 def _resumable(last: Path, hparams: dict) -> str | None:

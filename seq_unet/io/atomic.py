@@ -1,10 +1,17 @@
 """Write files and folders under a temporary name and rename them when complete,
 so an interrupted step never leaves a half-written output under its final name.
+
+A full disk, a quota or a read-only file system while writing becomes an
+:class:`~seq_unet.errors.InputError` naming the output, and the partial file
+is removed. Writers whose library cannot report a full disk (libBigWig retries
+a failed write forever) or would crash on one (memory maps) check the free
+space first with :func:`ensure_free_space`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -12,6 +19,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seq_unet.errors import InputError
+
+
+# errors that mean "the output cannot be written here", not a bug
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def free_bytes(folder: str | os.PathLike) -> int:
+    """Bytes available to this user in ``folder``'s file system."""
+    return shutil.disk_usage(folder).free
+
+
+def ensure_free_space(folder: str | os.PathLike, need: int, what: str | os.PathLike) -> None:
+    """Raise :class:`InputError` if ``folder`` has less than ``need`` bytes free for writing ``what``."""
+    free = free_bytes(folder)
+    if free < need:
+        raise InputError(f"not enough free disk space to write {what}: about {need / 1e6:.1f} MB needed, "
+                         f"{free / 1e6:.1f} MB free in {folder}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk before it is renamed (survives a crash of the machine, not only of us)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError) -> InputError:
+    return InputError(f"cannot write {path}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                      "nothing was left under that name")
 
 
 def _umask() -> int:
@@ -44,7 +82,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         if tmp_path.exists():  # mkstemp creates 0600; give the file the usual permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
+            _fsync(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.errno in _WRITE_ERRORS:
+            raise _write_error(path, exc) from exc
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -62,6 +106,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in _WRITE_ERRORS:
+            raise _write_error(path, exc) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

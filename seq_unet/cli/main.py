@@ -93,14 +93,21 @@ def _fail(step: str, message: str):
 
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, OmegaConf
 
+    from seq_unet.config import register
     from seq_unet.errors import InputError
 
+    register()
     result: dict = {}
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def _task(cfg: DictConfig):
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            data = OmegaConf.select(cfg, "data.name", default=None, throw_on_missing=False)
+            _fail(step, f"the configuration has no value for {', '.join(missing)} (data config {data!r}; "
+                        "conf/data/sacCer3.yaml shows every key)")
         try:
             value = fn(cfg)
         except InputError as exc:

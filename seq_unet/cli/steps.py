@@ -108,6 +108,7 @@ def train(cfg: DictConfig) -> float:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
     from seq_unet.checkpoint import atomic_checkpoint_io, make_provenance
     from seq_unet.data.datamodule import WindowDataModule
@@ -146,8 +147,11 @@ def train(cfg: DictConfig) -> float:
     if int(cfg.train.early_stopping_patience) > 0:
         callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
-    trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
-                         logger=CSVLogger(str(out), name="", version="logs"), plugins=[atomic_checkpoint_io()])
+    try:
+        trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
+                             logger=CSVLogger(str(out), name="", version="logs"), plugins=[atomic_checkpoint_io()])
+    except (TypeError, ValueError, MisconfigurationException) as exc:  # Lightning checks the trainer.* keys
+        raise InputError(f"trainer config (pytorch_lightning.Trainer arguments): {exc}") from None
     resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams)) if bool(cfg.train.resume) else None
     metrics_csv = out / "logs" / "metrics.csv"
     if resume and trainer.is_global_zero:

@@ -1,0 +1,145 @@
+"""The configuration's schema: Hydra structured configs for every section of ``conf/``.
+
+``conf/config.yaml`` starts its defaults list with ``seq_unet_schema``, so every
+YAML file and command-line override is merged into these dataclasses: a
+misspelt key (``data.val_chrom``, ``model.dept=4``) or a value of the wrong type
+(``data.window_length=abc``) stops the command with Hydra's message naming the
+key, instead of being silently ignored. ``trainer`` is left open: its keys are
+``pytorch_lightning.Trainer`` arguments, which Lightning itself checks.
+
+Values are plain data: no key is ever evaluated as code (no ``_target_``
+instantiation, no ``eval``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+NAME = "seq_unet_schema"
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    fasta: str = MISSING
+    tracks: Dict[str, str] = MISSING
+    ucsc_assembly: Optional[str] = None
+    blacklist: Optional[str] = None
+    val_chroms: List[str] = MISSING
+    test_chroms: List[str] = MISSING
+    window_length: int = MISSING
+    stride: int = MISSING
+    max_shift: int = 0
+    target_resolution: int = 1
+    min_valid_fraction: float = 0.5
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 5
+    base_channels: int = 8
+    channel_growth: float = 2.0
+    max_channels: int = 256
+    kernel_size: int = 9
+    pool: Any = 4  # an int, or one int per level
+    down: str = "avgpool"
+    up: str = "transpose"
+    skip: str = "add"
+    skip_project: bool = True
+    norm: str = "batch"
+    merge_norm: str = "after"
+    padding: str = "same"
+    bottleneck_blocks: int = 6
+    bottleneck_kernel: int = 3
+    dilation_growth: int = 2
+    dropout: float = 0.2
+    checkpointing: bool = False
+
+
+@dataclass
+class PathsConfig:
+    results: str = MISSING
+    fasta: str = MISSING
+    chrom_sizes: str = MISSING
+    windows: str = MISSING
+    dataset: str = MISSING
+    ckpt: str = MISSING
+    predictions: str = MISSING
+    baseline: str = MISSING
+    eval: str = MISSING
+    browser: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = MISSING
+    batch_size: int = 8
+    num_workers: int = 1
+    reverse_complement: bool = True
+    random_shift: bool = True
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    loss: str = "mse"
+    ema_decay: Optional[float] = None
+    early_stopping_patience: int = 15
+    resume: bool = True
+
+
+@dataclass
+class PredictConfig:
+    ckpt: str = MISSING
+    fasta: str = MISSING
+    out_dir: str = MISSING
+    window_length: Optional[int] = None
+    crop: Optional[int] = None
+    batch_size: int = 8
+    precision: float = 0.005
+    std_precision: Optional[float] = None
+    smooth: Any = "auto"  # "auto" or a number of bases
+    reverse_complement: bool = True
+    mask_unknown: bool = False
+    device: str = "auto"
+    mc_samples: int = 0
+    allow_mismatch: bool = False
+
+
+@dataclass
+class BrowserConfig:
+    hub_email: str = ""
+
+
+@dataclass
+class EvaluateConfig:
+    resolutions: List[int] = field(default_factory=lambda: [1000, 10000])
+    baseline_bin: int = 1000
+
+
+@dataclass
+class SweepConfig:
+    dir: Optional[str] = None
+    predict: bool = True
+    resolution: int = 1000
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    trainer: Dict[str, Any] = MISSING
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+def register() -> None:
+    """Make the schema known to Hydra (called before every command composes its config)."""
+    ConfigStore.instance().store(name=NAME, node=Config)

@@ -7,7 +7,6 @@ Snakemake workflow calls these commands; a user can run any step alone.
 
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 from pathlib import Path
@@ -73,10 +72,6 @@ def hydra_argv(step: str, args: list[str]) -> list[str]:
     return [f"seq-unet-{step}", *args[:at], f"hydra.job.name={step}", *args[at:]]
 
 
-# errors that mean "the output cannot be written there" (full disk, quota, read-only, too large)
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-
-
 def worker_message(message: str) -> str:
     """The user's error out of a message re-raised from a DataLoader worker (which embeds a traceback)."""
     marker = "InputError: "
@@ -97,6 +92,7 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
 
     from seq_unet.config import register
     from seq_unet.errors import InputError
+    from seq_unet.io.atomic import WRITE_ERRORS
 
     register()
     result: dict = {}
@@ -113,7 +109,7 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         except InputError as exc:
             _fail(step, worker_message(str(exc)))
         except OSError as exc:
-            if exc.errno not in WRITE_ERRORS:
+            if exc.errno not in WRITE_ERRORS:  # seq_unet.io.atomic: full disk, quota, read-only, too large
                 raise
             _fail(step, f"cannot write {exc.filename or 'an output file'}: {exc.strerror}")
         result["value"] = value

@@ -54,7 +54,12 @@ def genome(cfg: DictConfig) -> None:
     from seq_unet.io.tracks import check_tracks_match_genome
 
     sizes = prepare_fasta(cfg.data.fasta, cfg.paths.fasta)
-    check_tracks_match_genome(sizes, _tracks(cfg))
+    try:
+        check_tracks_match_genome(sizes, _tracks(cfg))
+    except InputError:  # the step failed: leave none of its outputs
+        for path in (Path(cfg.paths.fasta), Path(f"{cfg.paths.fasta}.fai")):
+            path.unlink(missing_ok=True)
+        raise
     write_chrom_sizes(sizes, cfg.paths.chrom_sizes)
     log.info("genome %s: %d chromosomes, %d bp -> %s", cfg.data.fasta, len(sizes), sum(sizes.values()),
              cfg.paths.fasta)

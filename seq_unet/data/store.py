@@ -26,10 +26,10 @@ from torch.utils.data import Dataset
 from seq_unet import __version__
 from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
-from seq_unet.io.atomic import atomic_dir
+from seq_unet.io.atomic import atomic_dir, ensure_free_space
 from seq_unet.io.genome import Genome, one_hot, reverse_complement_codes, file_md5
 from seq_unet.io.intervals import read_bed
-from seq_unet.io.tracks import open_bigwig
+from seq_unet.io.tracks import open_bigwigs
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
     genome = Genome(fasta)
     blacklist = read_bed(blacklist_bed, genome.sizes) if blacklist_bed else None
     names = list(tracks)
-    bws = {n: open_bigwig(tracks[n]) for n in names}
+    bws = open_bigwigs({n: tracks[n] for n in names})
     manifest: dict = {
         "seq_unet_version": __version__,
         "window_length": spec.length,
@@ -70,8 +70,13 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
     sums = np.zeros(len(names))
     sq = np.zeros(len(names))
     cnt = np.zeros(len(names))
+    usable = int((windows.split.isin(SPLITS) & windows.usable).sum())
+    n_bins_all = spec.stored_length // spec.resolution
+    need = usable * (spec.stored_length + len(names) * n_bins_all * 5) + (1 << 20)
     try:
         with atomic_dir(out_dir) as tmp:
+            # the arrays are memory maps: on a full disk a write would crash the process, not raise
+            ensure_free_space(tmp, need, out_dir)
             for split in SPLITS:
                 sub = windows[(windows.split == split) & windows.usable].reset_index(drop=True)
                 d = tmp / split
@@ -163,7 +168,10 @@ class WindowDataset(Dataset):
 
     def _open(self):
         if self._arrays is None:  # opened lazily, once per worker process
-            self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+            try:
+                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again") from None
             if self._arrays[0].shape[1] != self.length + 2 * self.max_shift:
                 raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so

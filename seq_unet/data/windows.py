@@ -19,7 +19,7 @@ import pandas as pd
 from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome
 from seq_unet.io.intervals import covered_mask, overlapping_bases, read_bed, tile_genome
-from seq_unet.io.tracks import check_tracks_match_genome, open_bigwig, read_values
+from seq_unet.io.tracks import check_tracks_match_genome, open_bigwigs, read_values
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class WindowSpec:
                 f"window length ({self.length}) and stride ({self.stride}) must be multiples of the "
                 f"target resolution ({self.resolution}) so that target bins stay on the genome grid"
             )
+        if self.stride > self.length:
+            raise InputError(f"stride ({self.stride}) is longer than the window ({self.length}): the bases between "
+                             "windows would never be seen; use a stride of at most the window length")
         if self.max_shift < 0 or self.max_shift % self.resolution:
             raise InputError(f"max_shift ({self.max_shift}) must be a non-negative multiple of the target "
                              f"resolution ({self.resolution})")
@@ -122,7 +125,8 @@ def bin_targets(values: np.ndarray, valid: np.ndarray, spec: WindowSpec) -> tupl
     r = spec.resolution
     v = np.where(valid, values, 0.0).reshape(t, n // r, r).astype(np.float64)
     cnt = valid.reshape(t, n // r, r).sum(-1)
-    mask = cnt >= spec.min_valid_fraction * r
+    # the fraction times r can land a hair above a whole number (0.55 * 100 = 55.000000000000007)
+    mask = cnt >= spec.min_valid_fraction * r - 1e-9
     target = np.where(mask, v.sum(-1) / np.maximum(cnt, 1), 0.0).astype(np.float32)
     return target, mask
 
@@ -151,7 +155,7 @@ def make_windows(fasta: str, tracks: dict[str, str], spec: WindowSpec, val_chrom
                        "split": win.Chromosome.map(split_of), "chrom_length": win.ChromLength})
     df["pad_bases"] = np.maximum(df.end - df.chrom_length, 0)
     df["blacklist_bases"] = overlapping_bases(win, blacklist)
-    bws = {name: open_bigwig(path) for name, path in tracks.items()}
+    bws = open_bigwigs(tracks)
     unknown, valid_bins = [], {name: [] for name in tracks}
     try:
         for row in df.itertuples(index=False):

@@ -22,7 +22,7 @@ from seq_unet.errors import InputError
 
 
 # errors that mean "the output cannot be written here", not a bug
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def free_bytes(folder: str | os.PathLike) -> int:
@@ -86,7 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno in _WRITE_ERRORS:
+        if exc.errno in WRITE_ERRORS:
             raise _write_error(path, exc) from exc
         raise
     except BaseException:
@@ -108,7 +108,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in _WRITE_ERRORS:
+        if exc.errno in WRITE_ERRORS:
             raise _write_error(path, exc) from exc
         raise
     except BaseException:

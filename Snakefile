@@ -25,3 +25,16 @@ rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+# a failed step's own message (one line naming the file and value) is the last line of its
+# log; show it here rather than only the log's path
+onerror:
+    import glob
+    import sys
+
+    for _log in sorted(glob.glob(f"{RESULTS}/logs/*.log")):
+        with open(_log, errors="replace") as _fh:
+            for _line in _fh:
+                if _line.startswith("seq-unet ") and ": error: " in _line:
+                    print(f"{_log}: {_line.rstrip()}", file=sys.stderr)

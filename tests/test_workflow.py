@@ -131,3 +131,16 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
+
+
+def test_a_failed_step_shows_its_error_in_the_snakemake_output(tiny_genome, tmp_path):
+    conf = write_tiny_config(tmp_path, tiny_genome)
+    data = conf / "data" / "tiny.yaml"
+    data.write_text(data.read_text().replace("test_chroms: [chrB]", "test_chroms: [chrZ]"))
+    work = tmp_path / "work"
+    work.mkdir()
+    run = _snakemake(work, conf, "--until", "windows")
+    assert run.returncode != 0
+    assert ("results/tiny/logs/windows.log: seq-unet windows: error: test chromosomes ['chrZ'] are not in the "
+            "FASTA") in run.stderr, run.stderr[-3000:]
+    assert not (work / "results/tiny/windows/windows.tsv").exists()

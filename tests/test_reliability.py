@@ -261,3 +261,21 @@ def test_a_really_full_disk(tiny_genome, tiny_prepared, tmp_path):
         assert not windows.exists() and not _tmp_files(disk)
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_resumed_metrics_keep_the_completed_epochs_only(tmp_path):
+    """Rows of the epoch cut short are dropped (it is trained again), a half-written last line too."""
+    from seq_unet.cli.steps import _keep_metrics_before, _merge_resumed_metrics
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    csv = logs / "metrics.csv"
+    csv.write_text("epoch,step,train/loss,val/pearson\n0,4,0.9,\n0,4,,0.1\n1,9,0.8,\n1,9,,0.2\n2,12,0.7,\n2,13,0.6")
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"epoch": 1, "global_step": 10}, ckpt)
+    _keep_metrics_before(str(ckpt), csv)
+    csv.write_text("epoch,step,train/loss,val/pearson\n2,14,0.5,\n2,14,,0.3\n")  # the resumed run's own log
+    _merge_resumed_metrics(csv)
+    rows = pd.read_csv(csv)
+    assert rows.epoch.tolist() == [0, 0, 1, 1, 2, 2] and rows.step.tolist() == [4, 4, 9, 9, 14, 14]
+    assert not (logs / "metrics.before_resume.csv").exists()

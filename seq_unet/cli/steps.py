@@ -196,10 +196,13 @@ def _keep_metrics_before(ckpt: str, metrics_csv: Path) -> None:
 
     done = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1))
     earlier = metrics_csv.with_name("metrics.before_resume.csv")
-    parts = [pd.read_csv(p) for p in (earlier, metrics_csv) if p.exists() and p.stat().st_size]
+    # the log is appended as training goes: a kill can cut its last line short, so unreadable lines
+    # and rows without a step are dropped
+    parts = [pd.read_csv(p, on_bad_lines="skip") for p in (earlier, metrics_csv) if p.exists() and p.stat().st_size]
     if not parts:
         return
     rows = pd.concat(parts, ignore_index=True)
+    rows = rows.dropna(subset=[c for c in ("epoch", "step") if c in rows])
     rows = rows[rows["epoch"] <= done] if "epoch" in rows else rows
     with atomic_path(earlier) as tmp:
         rows.to_csv(tmp, index=False)

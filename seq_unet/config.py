@@ -104,6 +104,7 @@ class PredictConfig:
     reverse_complement: bool = True
     mask_unknown: bool = False
     device: str = "auto"
+    devices: int = 1
     mc_samples: int = 0
     allow_mismatch: bool = False
 

@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.regression import PearsonCorrCoef
 
 from seq_unet.model.unet import SeqUNet
@@ -53,6 +54,7 @@ class SeqUNetModule(pl.LightningModule):
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(list(target_std), dtype=torch.float32))
         self.val_pearson = nn.ModuleList(PearsonCorrCoef() for _ in self.tracks)
+        self.val_loss = MeanMetric()  # the error over every valid validation bin, however the windows are batched
         if loss not in ("mse", "huber"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'huber'")
         # target bins [bin_from, bin_to) covered by the output; output positions [out_from, out_to)
@@ -100,19 +102,25 @@ class SeqUNetModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self._loss(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["x"]))
+        # with DDP: the step value is the mean over the processes' batches
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["x"]),
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, pooled = self._loss(batch)
-        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["x"]))
         y, mask = self._targets(batch)
+        self.val_loss.update(loss.float(), weight=mask.sum().float())  # weighted by its valid bins
         for t, metric in enumerate(self.val_pearson):
             m = mask[:, t]
             if m.sum() > 1:
                 metric.update(pooled[:, t][m].float(), y[:, t][m].float())
 
     def on_validation_epoch_end(self) -> None:
+        # torchmetrics gathers the metrics' states from every process (DDP) in compute():
+        # the values are those of the whole validation split, as in a single process
+        self.log("val/loss", self.val_loss.compute(), sync_dist=False)
+        self.val_loss.reset()
         values = []
         for name, metric in zip(self.tracks, self.val_pearson):
             r = metric.compute()

@@ -279,3 +279,17 @@ def test_resumed_metrics_keep_the_completed_epochs_only(tmp_path):
     rows = pd.read_csv(csv)
     assert rows.epoch.tolist() == [0, 0, 1, 1, 2, 2] and rows.step.tolist() == [4, 4, 9, 9, 14, 14]
     assert not (logs / "metrics.before_resume.csv").exists()
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tiny_genome, tmp_path):
+    """With a learning rate of 0 the validation score never improves after epoch 0; last.ckpt still follows."""
+    conf = write_tiny_config(tmp_path, tiny_genome)
+    common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", *[o.strip("'") for o in TINY_OVERRIDES]]
+    for step in ("genome", "windows", "extract"):
+        assert subprocess.run([EXE, step, *common], cwd=tmp_path, capture_output=True).returncode == 0, step
+    out = subprocess.run([EXE, "train", *common, "trainer.max_epochs=3", "train.lr=0", "train.num_workers=0"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpts = tmp_path / "results/tiny/train/checkpoints"
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
+    assert [p.name for p in ckpts.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]

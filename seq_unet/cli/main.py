@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hydra.errors import CompactHydraException
+
 USAGE = """usage: seq-unet <step> [key=value ...] [hydra options]
 
 Predict genome-wide tracks from DNA sequence with a 1D dilated U-Net.
@@ -21,6 +23,9 @@ steps (in pipeline order):
 Each step takes Hydra overrides of the config in conf/ (see `seq-unet <step> --cfg job`):
   seq-unet train data=sacCer3 model.depth=4 trainer.max_epochs=20
   seq-unet train -m model.skip=concat,add,none seed=0,1,2      # multirun sweep
+  seq-unet train -m hparams_search=unet_optuna                  # Optuna search (extra `sweeps`)
+  seq-unet train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1   # runs in parallel
+  seq-unet train -m hydra/launcher=slurm hydra.launcher.partition=gpu seed=0,1,2  # SLURM jobs
   seq-unet predict predict.ckpt=model.ckpt predict.fasta=other.fa predict.out_dir=out/
 Own data: put mygenome.yaml beside conf/data/sacCer3.yaml, or in a folder of
 your own with hydra.searchpath=[file:///abs/path/to/conf] and data=mygenome.
@@ -80,16 +85,50 @@ def worker_message(message: str) -> str:
     return message
 
 
-def _fail(step: str, message: str):
+class RunFailed(CompactHydraException):
+    """One run of a multirun stopped on an input error.
+
+    Unlike the ``SystemExit`` of a single run, it is an ordinary exception: the
+    launcher (local, joblib or SLURM) records that run as failed, the Optuna
+    sweeper marks the trial failed (``hydra.sweeper.max_failure_rate`` decides
+    whether the search goes on), and Hydra prints the message without a
+    traceback when the sweep stops on it.
+    """
+
+
+def _fail(step: str, message: str, multirun: bool = False):
     logging.getLogger("seq_unet").error("%s", message)
+    if multirun:
+        raise RunFailed(f"seq-unet {step}: error: {message}") from None
     print(f"seq-unet {step}: error: {message}", file=sys.stderr)
     raise SystemExit(2) from None
+
+
+def _default_start_method() -> None:
+    """Give multiprocessing back the platform's default start method in a joblib worker process.
+
+    The joblib launcher (``hydra/launcher=joblib``) runs each job in a loky
+    worker, which makes ``loky`` the default start method; DataLoader workers
+    cannot be started with it (``train.num_workers`` > 0 would fail).
+    """
+    import multiprocessing
+
+    if multiprocessing.get_start_method(allow_none=True) == "loky":
+        multiprocessing.set_start_method(multiprocessing.get_all_start_methods()[0], force=True)
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
+    from seq_unet.cli.relaunch import single_run_argv
     from seq_unet.config import register
     from seq_unet.errors import InputError
     from seq_unet.io.atomic import WRITE_ERRORS
@@ -99,19 +138,22 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def _task(cfg: DictConfig):
+        multirun = _is_multirun()
+        _default_start_method()
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             data = OmegaConf.select(cfg, "data.name", default=None, throw_on_missing=False)
             _fail(step, f"the configuration has no value for {', '.join(missing)} (data config {data!r}; "
-                        "conf/data/sacCer3.yaml shows every key)")
+                        "conf/data/sacCer3.yaml shows every key)", multirun)
         try:
-            value = fn(cfg)
+            with single_run_argv(saved[0], step, args):  # what Lightning's DDP launcher runs again
+                value = fn(cfg)
         except InputError as exc:
-            _fail(step, worker_message(str(exc)))
+            _fail(step, worker_message(str(exc)), multirun)
         except OSError as exc:
             if exc.errno not in WRITE_ERRORS:  # seq_unet.io.atomic: full disk, quota, read-only, too large
                 raise
-            _fail(step, f"cannot write {exc.filename or 'an output file'}: {exc.strerror}")
+            _fail(step, f"cannot write {exc.filename or 'an output file'}: {exc.strerror}", multirun)
         result["value"] = value
         return value
 
@@ -119,6 +161,12 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
     sys.argv = hydra_argv(step, args)
     try:
         _task()
+    except SystemExit as exc:
+        # Hydra reports an exception that ends a multirun, then exits with 1 while handling it:
+        # a run's input error exits with 2, as a single run's does
+        if exc.code == 1 and isinstance(exc.__context__, RunFailed):
+            raise SystemExit(2) from None
+        raise
     finally:
         sys.argv = saved
     return 0

@@ -6,10 +6,13 @@ library. ``seq_unet.cli.main`` turns each into a ``seq-unet <step>`` command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -102,7 +105,29 @@ def _trainer_kwargs(cfg: DictConfig) -> dict:
     if kw.get("precision") is None:
         gpu = kw.get("accelerator") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         kw["precision"] = "bf16-mixed" if gpu else "32-true"
+    # distributed runs: the data module shares the windows among the processes itself, each
+    # window once per epoch (seq_unet.data.datamodule); `true` leaves it to Lightning, whose
+    # DistributedSampler repeats a few windows to give every process as many
+    kw.setdefault("use_distributed_sampler", False)
+    if "spawn" in str(kw.get("strategy", "")):
+        # spawned processes would need the trainer pickled (its atomic checkpoint writer is not)
+        raise InputError(f"trainer.strategy={kw['strategy']} is not supported; use trainer=ddp (Lightning starts "
+                         "the other processes by running the same seq-unet command again)")
     return kw
+
+
+def _rank_before_fit(trainer) -> int:
+    """The global rank this process gets in ``trainer.fit`` (``trainer.global_rank`` is set only there).
+
+    Lightning's formula (DDPStrategy.set_world_ranks): node rank x processes per node + local rank,
+    read from the cluster environment (LOCAL_RANK and NODE_RANK set by the launcher, SLURM, torchrun...).
+    """
+    from pytorch_lightning.strategies import ParallelStrategy
+
+    s = trainer.strategy
+    if not isinstance(s, ParallelStrategy) or s.cluster_environment is None:
+        return 0
+    return s.node_rank * s.num_processes + s.local_rank
 
 
 def train(cfg: DictConfig) -> float:
@@ -122,9 +147,11 @@ def train(cfg: DictConfig) -> float:
 
     pl.seed_everything(int(cfg.seed), workers=True)
     out = Path(cfg.train.out_dir)
+    trainer_kw = _trainer_kwargs(cfg)
     dm = WindowDataModule(cfg.paths.dataset, batch_size=int(cfg.train.batch_size),
                           num_workers=int(cfg.train.num_workers), reverse_complement=bool(cfg.train.reverse_complement),
-                          random_shift=bool(cfg.train.random_shift), seed=int(cfg.seed))
+                          random_shift=bool(cfg.train.random_shift), seed=int(cfg.seed),
+                          shard=not trainer_kw["use_distributed_sampler"])
     m = dm.manifest
     _check_model_length(cfg, int(m["window_length"]))
     if m["splits"]["train"]["windows"] == 0 or m["splits"]["val"]["windows"] == 0:
@@ -138,12 +165,14 @@ def train(cfg: DictConfig) -> float:
     )
     module.provenance = make_provenance(_config_record(cfg), m, m["dataset_md5"])
     n_params = sum(p.numel() for p in module.parameters())
-    log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
-             n_params, module.net.channels, module.net.receptive_field, m["window_length"])
     ckpt_dir = out / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor="val/pearson", mode="max",
-                              save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    callbacks = [best_cb, LearningRateMonitor(logging_interval="epoch")]
+                              save_top_k=1, auto_insert_metric_name=False)
+    # last.ckpt after every epoch, improved or not (Lightning's save_last writes it only in epochs
+    # that save a new best), so an interrupted run resumes from its latest epoch
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
+                              enable_version_counter=False)
+    callbacks = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch")]
     if cfg.train.get("ema_decay"):
         from pytorch_lightning.callbacks import EMAWeightAveraging
 
@@ -153,16 +182,28 @@ def train(cfg: DictConfig) -> float:
         callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
     try:
-        trainer = pl.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, default_root_dir=str(out),
+        trainer = pl.Trainer(**trainer_kw, callbacks=callbacks, default_root_dir=str(out),
                              logger=CSVLogger(str(out), name="", version="logs"), plugins=[atomic_checkpoint_io()])
     except (TypeError, ValueError, MisconfigurationException) as exc:  # Lightning checks the trainer.* keys
         raise InputError(f"trainer config (pytorch_lightning.Trainer arguments): {exc}") from None
-    resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams)) if bool(cfg.train.resume) else None
+    # With DDP every process runs this step. Only rank 0 changes files before training (its
+    # other processes start, or join, only when rank 0 is in trainer.fit); the others read the
+    # same last.ckpt and so resume, or not, as rank 0 does.
+    rank = _rank_before_fit(trainer)
+    if rank:
+        log.setLevel(logging.WARNING)  # rank 0 reports
+    log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
+             n_params, module.net.channels, module.net.receptive_field, m["window_length"])
+    # the validation metrics are torchmetrics objects, gathered from every process before they are logged
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('val/.*sync_dist=True")
+    resume = _resumable(ckpt_dir / "last.ckpt", dict(module.hparams), move_stale=rank == 0) \
+        if bool(cfg.train.resume) else None
     metrics_csv = out / "logs" / "metrics.csv"
-    if resume and trainer.is_global_zero:
+    if resume and rank == 0:
         _keep_metrics_before(resume, metrics_csv)
     t0 = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    with _distributed_run():
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     if trainer.is_global_zero:
         _merge_resumed_metrics(metrics_csv)
     seconds = time.time() - t0
@@ -181,6 +222,34 @@ def train(cfg: DictConfig) -> float:
             tmp.write_text(json.dumps(summary, indent=2))
         log.info("best validation Pearson %.4f -> %s (%.0f s)", best, out / "best.ckpt", seconds)
     return best
+
+
+# what Lightning's DDP launcher sets in the environment of the process that starts the others
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextlib.contextmanager
+def _distributed_run():
+    """Around ``trainer.fit``: afterwards, no process group and the launch environment as before.
+
+    A multirun trains its jobs one after another in one process; left as DDP
+    leaves them (LOCAL_RANK set, the group of the finished job still open) the
+    next job would take itself for a process started by someone else and wait
+    for processes that are gone.
+    """
+    import torch.distributed as dist
+
+    before = {k: os.environ.get(k) for k in _LAUNCH_ENV}
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _keep_metrics_before(ckpt: str, metrics_csv: Path) -> None:
@@ -225,11 +294,12 @@ def _merge_resumed_metrics(metrics_csv: Path) -> None:
     earlier.unlink()
 
 
-def _resumable(last: Path, hparams: dict) -> str | None:
+def _resumable(last: Path, hparams: dict, move_stale: bool = True) -> str | None:
     """``last`` if it continues this very run (same data and hyperparameters), else None.
 
     A checkpoint left by a run with other data or settings is moved out of the
-    way (renamed with a ``.stale`` suffix) so that it cannot be mistaken for this run's.
+    way (renamed with a ``.stale`` suffix) so that it cannot be mistaken for this run's;
+    with ``move_stale=False`` (the other processes of a distributed run) it is left in place.
     """
     import torch
 
@@ -243,6 +313,8 @@ def _resumable(last: Path, hparams: dict) -> str | None:
     if saved is not None and dict(saved) == hparams:
         log.info("resuming from %s", last)
         return str(last)
+    if not move_stale:
+        return None
     stale = last.parent.with_name(last.parent.name + ".stale")
     shutil.rmtree(stale, ignore_errors=True)
     last.parent.rename(stale)
@@ -275,7 +347,7 @@ def _predict_options(cfg: DictConfig) -> dict:
             "std_precision": None if p.get("std_precision") is None else float(p.std_precision),
             "reverse_complement": bool(p.reverse_complement),
             "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
-            "seed": int(cfg.seed), "smooth": p.smooth}
+            "seed": int(cfg.seed), "smooth": p.smooth, "devices": int(p.get("devices", 1))}
 
 
 def predict(cfg: DictConfig) -> None:

@@ -163,6 +163,7 @@ class WindowDataset(Dataset):
         self.std = None if std is None else np.asarray(std, np.float32)[:, None]
         self.reverse_complement = reverse_complement
         self.seed = seed
+        self.rank = 0  # the process's rank in a distributed run: each draws its own augmentation
         self._arrays = None
         self._rng = None
 
@@ -176,7 +177,8 @@ class WindowDataset(Dataset):
                 raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so
             # augmentation differs between epochs yet is reproducible
-            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
+            entropy = [self.seed, torch.initial_seed() % 2**32] + ([self.rank] if self.rank else [])
+            self._rng = np.random.default_rng(entropy)
         return self._arrays
 
     def __len__(self) -> int:

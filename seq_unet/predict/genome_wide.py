@@ -11,13 +11,28 @@ deviation as ``<track>.std.bw`` (Monte Carlo dropout, an estimate of the
 model's uncertainty). A network with ``valid`` padding predicts only the centre
 of each window, so windows reach ``offset`` bases past the chromosome ends
 (unknown bases) and overlap by at least ``2 * offset``.
+
+The dropout masks of a batch are drawn from a seed made of the run's seed, the
+chromosome's name and the batch's place on it, so a Monte Carlo prediction does
+not depend on which process predicts which batch, nor on the other chromosomes.
+
+With ``devices = N > 1`` the prediction runs in N processes (Lightning Fabric,
+``ddp_spawn``: torch.distributed over gloo on CPU, NCCL on GPUs, one GPU per
+process). On every chromosome process ``r`` predicts batches ``r, r + N, ...``
+of the same batches a single process would form, and sends the parts of the
+windows it keeps to process 0, which writes the bigWigs: the output is the
+single-process output, bit for bit (on devices of one kind). Process 0 holds
+one chromosome's output buffer, the others their share of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import logging.handlers
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +164,8 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
                    crop: int | None = None, batch_size: int = 4, precision: float = DEFAULT_PRECISION,
                    reverse_complement: bool = True, mask_unknown: bool = False,
                    device: str = "auto", mc_samples: int = 0, seed: int = 0,
-                   smooth: int | str = "auto", std_precision: float | None = None) -> dict[str, Path]:
+                   smooth: int | str = "auto", std_precision: float | None = None,
+                   devices: int = 1) -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
@@ -173,11 +189,20 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
             (rounded up to odd); ``"auto"``: the model's training resolution (the
             loss only constrains bin means, so the raw per-base output carries
             base-to-base jitter the training never saw); 0 or 1: raw output.
+        devices: processes predicting in parallel (see the module docstring): CPU
+            processes with ``device="cpu"``, else that many GPUs (``device`` ``cuda``
+            or ``auto``). The output does not depend on it.
 
     Returns:
         The written bigWig path per track, and per ``<track>.std`` with ``mc_samples``.
     """
-    dev = resolve_device(device)
+    devices = int(devices)
+    if devices < 1:
+        raise InputError(f"predict.devices must be at least 1, not {devices}")
+    if devices > 1 and ":" in str(device):
+        raise InputError(f"predict.device={device} names one device; with predict.devices={devices} use "
+                         "predict.device=cuda (GPUs 0..N-1, or those CUDA_VISIBLE_DEVICES lists), cpu or auto")
+    dev = resolve_device(device) if devices == 1 else torch.device("cpu")  # devices > 1: the workers' own
     model = load_model(ckpt, dev)
     length = int(window_length or model.hparams.window_length)
     try:
@@ -189,41 +214,191 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
     crop = max(length // 8 if crop is None else int(crop), off + width // 2)
     if 2 * crop >= length:
         raise InputError(f"predict.crop {crop} leaves nothing of a {length}-bp window; use a smaller crop")
-    genome = Genome(_indexed(fasta, out_dir))
-    torch.manual_seed(seed)
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
     names = tracks + ([f"{t}.std" for t in tracks] if mc_samples > 0 else [])
-    paths = {n: out_dir / f"{n}.bw" for n in names}
-    progress = Progress(sum(genome.sizes.values()))
+    job = _Job(ckpt=str(ckpt), fasta=str(_indexed(fasta, out_dir)), paths={n: out_dir / f"{n}.bw" for n in names},
+               length=length, crop=crop, off=off, width=width, batch_size=int(batch_size), precision=precision,
+               std_precision=precision / 10 if std_precision is None else std_precision,
+               reverse_complement=reverse_complement, mask_unknown=mask_unknown, mc_samples=int(mc_samples),
+               seed=int(seed))
+    genome = Genome(job.fasta)
+    where = dev if devices == 1 else f"{devices} processes ({_accelerator(device)})"
     log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
-             "running mean over %d bp, %s, on %s", len(tracks), len(genome.sizes), progress.total, length, crop,
-             off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off", dev)
+             "running mean over %d bp, %s, on %s", len(tracks), len(genome.sizes), sum(genome.sizes.values()),
+             length, crop, off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off",
+             where)
+    if devices == 1:
+        _predict_share(job, model, dev)
+    else:
+        del model
+        _launch(job, device, devices)
+    return dict(job.paths)
+
+
+@dataclass
+class _Job:
+    """What every process of a prediction needs (plain values: sent to spawned processes; not frozen,
+    as Lightning's launcher rebuilds dataclasses among the arguments)."""
+
+    ckpt: str
+    fasta: str
+    paths: dict
+    length: int
+    crop: int
+    off: int
+    width: int
+    batch_size: int
+    precision: float
+    std_precision: float
+    reverse_complement: bool
+    mask_unknown: bool
+    mc_samples: int
+    seed: int
+
+
+def batch_seed(seed: int, chrom: str, index: int) -> int:
+    """The seed of the dropout masks of batch ``index`` of chromosome ``chrom``."""
+    name = int.from_bytes(hashlib.md5(chrom.encode()).digest()[:8], "little")
+    return int(np.random.SeedSequence([seed, name, index]).generate_state(1, np.uint64)[0])
+
+
+def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int = 0, world_size: int = 1,
+                   group=None) -> None:
+    """Predict batches ``rank, rank + world_size, ...`` of every chromosome; process 0 gathers and writes.
+
+    Processes other than 0 send process 0 the kept part of each of their windows,
+    chromosome by chromosome, in the order of their batches.
+    """
+    import torch.distributed as dist
+
+    genome = Genome(job.fasta)
+    off, length = job.off, job.length
+    names = list(job.paths)
+    progress = Progress(sum(genome.sizes.values())) if rank == 0 else None
     with contextlib.ExitStack() as stack:
-        std_precision = precision / 10 if std_precision is None else std_precision
-        writers = [stack.enter_context(BigWigWriter(paths[n], genome.sizes, std_precision if n.endswith(".std")
-                                                    else precision)) for n in names]
+        writers = [stack.enter_context(BigWigWriter(path, genome.sizes, job.std_precision if n.endswith(".std")
+                                                    else job.precision))
+                   for n, path in job.paths.items()] if rank == 0 else []
         for chrom, size in genome.sizes.items():
             # virtual chromosome with `off` unknown bases at each end, so every real base
             # falls in the predicted centre of some window
-            buf = np.empty((len(names), size + 2 * off), dtype=np.float32)
-            pieces = plan_windows(size + 2 * off, length, crop)
-            for b in range(0, len(pieces), batch_size):
-                batch = pieces[b : b + batch_size]
+            pieces = plan_windows(size + 2 * off, length, job.crop)
+            batches = [pieces[b : b + job.batch_size] for b in range(0, len(pieces), job.batch_size)]
+            if rank == 0:
+                buf = np.empty((len(names), size + 2 * off), dtype=np.float32)
+            else:  # the kept parts of this process's windows, one after another
+                buf = np.empty((len(names), _kept(batches[rank::world_size])), dtype=np.float32)
+                cursor = 0
+            for i in range(rank, len(batches), world_size):
+                batch = batches[i]
                 codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
                 # the chromosome's own extent in each window: smoothing stops at its ends
                 inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
-                mean, sd = predict_batch(model, codes, dev, reverse_complement, mc_samples, width, inside)
+                if job.mc_samples > 0:
+                    torch.manual_seed(batch_seed(job.seed, chrom, i))
+                mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside)
                 out = mean if sd is None else np.concatenate([mean, sd], axis=1)
                 for p, o in zip(batch, out):
-                    place(buf, p, o)
-                progress.update(sum(p.keep_to - p.keep_from for p in batch) - _overhang(batch, off, size))
+                    if rank == 0:
+                        place(buf, p, o)
+                    else:
+                        n = p.keep_to - p.keep_from
+                        buf[:, cursor : cursor + n] = o[:, p.keep_from - p.start : p.keep_to - p.start]
+                        cursor += n
+                if progress is not None:  # the other processes predict the batches after this one meanwhile
+                    done = [p for b in batches[i : i + world_size] for p in b]
+                    progress.update(sum(p.keep_to - p.keep_from for p in done) - _overhang(done, off, size))
+            if world_size > 1 and rank > 0:
+                for part in _parts(torch.from_numpy(buf)):
+                    dist.send(part, dst=0, group=group)
+                continue
+            for r in range(1, world_size):
+                share = [p for b in batches[r::world_size] for p in b]
+                got = torch.empty((len(names), _kept(batches[r::world_size])), dtype=torch.float32)
+                for part in _parts(got):
+                    dist.recv(part, src=r, group=group)
+                got, cursor = got.numpy(), 0
+                for p in share:
+                    n = p.keep_to - p.keep_from
+                    buf[:, p.keep_from : p.keep_to] = got[:, cursor : cursor + n]
+                    cursor += n
             values = buf[:, off : off + size]
-            if mask_unknown:
+            if job.mask_unknown:
                 values[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
             for w, v in zip(writers, values):
                 w.add(chrom, v)
-    return paths
+
+
+def _kept(batches) -> int:
+    return sum(p.keep_to - p.keep_from for b in batches for p in b)
+
+
+def _parts(t: torch.Tensor, size: int = 1 << 26) -> list[torch.Tensor]:
+    """Contiguous pieces of at most ``size`` values of a 2-D tensor, row by row (messages of at most 256 MB)."""
+    return [row[lo : lo + size] for row in t for lo in range(0, row.numel(), size)]
+
+
+def _accelerator(device: str) -> str:
+    """The Fabric accelerator of a multi-process prediction on ``device`` (``auto``, ``cpu``, ``cuda``)."""
+    return "cuda" if resolve_device(device).type == "cuda" else "cpu"
+
+
+def _launch(job: _Job, device: str, devices: int) -> None:
+    """Run :func:`_predict_share` in ``devices`` spawned processes; their log records come here."""
+    import torch.multiprocessing as mp
+    from lightning_fabric import Fabric
+    from torch.multiprocessing.spawn import ProcessRaisedException
+
+    accelerator = _accelerator(device)
+    if accelerator == "cuda" and devices > torch.cuda.device_count():
+        raise InputError(f"predict.devices={devices}, but only {torch.cuda.device_count()} GPUs are visible")
+    fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn", precision="32-true")
+    queue = mp.get_context("spawn").Queue()
+    listener = logging.handlers.QueueListener(queue, _Relay())
+    listener.start()
+    try:
+        fabric.launch(_worker, job, queue, logging.getLogger().getEffectiveLevel())
+    except ProcessRaisedException as exc:
+        message = str(exc)
+        marker = "InputError: "  # a seq_unet.errors.InputError raised in a process: its message alone
+        if marker in message:
+            raise InputError(message.rsplit(marker, 1)[1].strip()) from None
+        raise
+    finally:
+        listener.stop()
+        queue.close()
+
+
+class _Relay(logging.Handler):
+    """Hand a record from a spawned process to this process's logger of the same name (its handlers, its file)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+def _worker(fabric, job: _Job, queue, level: int) -> None:
+    """One process of a multi-process prediction (started by Fabric)."""
+    import torch.distributed as dist
+
+    from seq_unet.io.atomic import WRITE_ERRORS
+
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(level)
+    rank, world_size = fabric.global_rank, fabric.world_size
+    # the windows' outputs travel between processes as CPU tensors (gloo), whatever the device
+    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    try:
+        model = load_model(job.ckpt, fabric.device)
+        _predict_share(job, model, fabric.device, rank, world_size, group)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        raise InputError(f"cannot write {exc.filename or 'an output file'}: {exc.strerror}") from exc
+    fabric.barrier()
 
 
 def _indexed(fasta: str | Path, out_dir: str | Path) -> Path:

@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 2                        # bundled yeast data (conf/data/sacCer3.yaml)
 #   snakemake --cores 8 --config data=NAME     # conf/data/NAME.yaml, outputs in results/NAME/
+#   snakemake --profile workflows/profiles/slurm --config data=NAME   # each step a SLURM job
 #
 # Every rule calls a `seq-unet <step>` command, so each step also runs alone.
 

@@ -50,6 +50,21 @@ PREDICTED = TRACKS + ([f"{t}.std" for t in TRACKS] if MC_SAMPLES > 0 else [])
 
 BASELINES = ["gc", "kmer_ridge"]
 
+# With --use-conda every step runs in a conda environment that installs this checkout:
+# workflows/envs/seq-unet.yaml names it ${SEQ_UNET_ROOT}, which pip expands.
+os.environ.update(SEQ_UNET_ROOT=workflow.basedir)
+
+
+def step_resource(step, key):
+    """threads, mem_mb, runtime or gpu of a step (workflows/config.yaml, key resources)."""
+    return config["resources"][step][key]
+
+
+def per_attempt(step, key):
+    """A resource that grows with each try of a job: the configured value times the attempt."""
+    base = step_resource(step, key)
+    return lambda wildcards, attempt: base * attempt
+
 
 def final_outputs():
     return [

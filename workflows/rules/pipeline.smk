@@ -1,4 +1,8 @@
 # The pipeline steps. Each calls `seq-unet <step>` with the same Hydra arguments.
+# Threads, memory (MB), wall time (minutes) and GPUs come from the workflow config
+# (resources.<step>); memory and wall time grow with each retry of a failed job.
+# A benchmark file per step records the wall time and peak memory it took, the
+# numbers to size resources by for another genome.
 
 
 rule genome:
@@ -11,8 +15,16 @@ rule genome:
         sizes=f"{RESULTS}/genome/chrom.sizes",
     log:
         f"{RESULTS}/logs/genome.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/genome.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("genome", "threads")
+    resources:
+        mem_mb=per_attempt("genome", "mem_mb"),
+        runtime=per_attempt("genome", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet genome {params.hydra} > {log} 2>&1"
 
@@ -27,8 +39,16 @@ rule windows:
         f"{RESULTS}/windows/windows.tsv",
     log:
         f"{RESULTS}/logs/windows.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/windows.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("windows", "threads")
+    resources:
+        mem_mb=per_attempt("windows", "mem_mb"),
+        runtime=per_attempt("windows", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet windows {params.hydra} > {log} 2>&1"
 
@@ -43,8 +63,16 @@ rule extract:
         directory(f"{RESULTS}/dataset"),
     log:
         f"{RESULTS}/logs/extract.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("extract", "threads")
+    resources:
+        mem_mb=per_attempt("extract", "mem_mb"),
+        runtime=per_attempt("extract", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet extract {params.hydra} > {log} 2>&1"
 
@@ -57,11 +85,17 @@ rule train:
         summary=f"{RESULTS}/train/train_summary.json",
     log:
         f"{RESULTS}/logs/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train.tsv"
     params:
         hydra=HYDRA,
-    threads: 2
+    threads: step_resource("train", "threads")
     resources:
-        gpu=0,
+        mem_mb=per_attempt("train", "mem_mb"),
+        runtime=per_attempt("train", "runtime"),
+        gpu=step_resource("train", "gpu"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet train {params.hydra} train.num_workers={threads} > {log} 2>&1"
 
@@ -75,10 +109,18 @@ rule predict:
         expand(f"{RESULTS}/predictions/{{track}}.bw", track=PREDICTED),
     log:
         f"{RESULTS}/logs/predict.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict.tsv"
     params:
         hydra=HYDRA,
         mc=MC_SAMPLES,
-    threads: 2
+    threads: step_resource("predict", "threads")
+    resources:
+        mem_mb=per_attempt("predict", "mem_mb"),
+        runtime=per_attempt("predict", "runtime"),
+        gpu=step_resource("predict", "gpu"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet predict {params.hydra} predict.mc_samples={params.mc} > {log} 2>&1"
 
@@ -92,8 +134,16 @@ rule baseline:
         expand(f"{RESULTS}/baseline/{{track}}.{{baseline}}.bw", track=TRACKS, baseline=BASELINES),
     log:
         f"{RESULTS}/logs/baseline.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baseline.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("baseline", "threads")
+    resources:
+        mem_mb=per_attempt("baseline", "mem_mb"),
+        runtime=per_attempt("baseline", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet baseline {params.hydra} > {log} 2>&1"
 
@@ -109,8 +159,16 @@ rule evaluate:
         plots=expand(f"{RESULTS}/eval/{{track}}.test_chroms.png", track=TRACKS),
     log:
         f"{RESULTS}/logs/evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("evaluate", "threads")
+    resources:
+        mem_mb=per_attempt("evaluate", "mem_mb"),
+        runtime=per_attempt("evaluate", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet evaluate {params.hydra} > {log} 2>&1"
 
@@ -126,7 +184,15 @@ rule browser:
         hub=directory(f"{RESULTS}/browser/hub"),
     log:
         f"{RESULTS}/logs/browser.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/browser.tsv"
     params:
         hydra=HYDRA,
+    threads: step_resource("browser", "threads")
+    resources:
+        mem_mb=per_attempt("browser", "mem_mb"),
+        runtime=per_attempt("browser", "runtime"),
+    conda:
+        "../envs/seq-unet.yaml"
     shell:
         "seq-unet browser {params.hydra} > {log} 2>&1"

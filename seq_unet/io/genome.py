@@ -36,8 +36,10 @@ def encode(seq: str | bytes) -> np.ndarray:
 
 def one_hot(codes: np.ndarray) -> np.ndarray:
     """One-hot encode codes ``(..., length)`` to float32 ``(..., 4, length)``; unknown -> zeros."""
-    eye = np.concatenate([np.eye(4, dtype=np.float32), np.zeros((1, 4), dtype=np.float32)])
-    return np.moveaxis(eye[codes], -1, -2)
+    codes = np.asarray(codes)
+    # one comparison per channel writes a contiguous (..., 4, length) array, about twice as fast
+    # as indexing an identity matrix and moving the axis (this runs for every training window)
+    return (codes[..., None, :] == np.arange(4, dtype=codes.dtype)[:, None]).astype(np.float32)
 
 
 def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:

@@ -192,20 +192,34 @@ def opt(name):
             return a.split("=", 1)[1]
 
 
+def save(path, rec):  # readers (sacct) never see a half-written record
+    tmp = path.with_suffix(f".{{os.getpid()}}.tmp")
+    tmp.write_text(json.dumps(rec))
+    os.replace(tmp, path)
+
+
 if tool == "sbatch":
+    # two jobs can be submitted at once: claim the id by creating its file exclusively
     n = 1000 + len(list(state.glob("*.json")))
-    job = state / f"{{n}}.json"
+    while True:
+        job = state / f"{{n}}.json"
+        try:
+            os.close(os.open(job, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            n += 1
     rec = {{"id": n, "name": opt("--job-name"), "rule": opt("--comment"), "argv": args, "state": "RUNNING"}}
     if opt("--comment") == "rule_" + os.environ.get("FAKE_SLURM_FAIL_ONCE", "") and not (state / "failed").exists():
         (state / "failed").touch()
         rec["state"] = "OUT_OF_MEMORY"
-        job.write_text(json.dumps(rec))
+        save(job, rec)
         print(n)
         sys.exit(0)
-    job.write_text(json.dumps(rec))
+    save(job, rec)
     out = opt("--output").replace("%j", str(n))
-    done = (f"import json, sys; r = json.load(open(sys.argv[1])); "
-            f"r['state'] = 'COMPLETED' if sys.argv[2] == '0' else 'FAILED'; json.dump(r, open(sys.argv[1], 'w'))")
+    done = (f"import json, os, sys; r = json.load(open(sys.argv[1])); "
+            f"r['state'] = 'COMPLETED' if sys.argv[2] == '0' else 'FAILED'; "
+            f"open(sys.argv[1] + '.tmp', 'w').write(json.dumps(r)); os.replace(sys.argv[1] + '.tmp', sys.argv[1])")
     script = (f"cd {{shlex.quote(opt('-D'))}} && ( {{opt('--wrap')}} ) > {{shlex.quote(out)}} 2>&1; "
               f"{{shlex.quote(sys.executable)}} -c {{shlex.quote(done)}} {{job}} $?")
     env = dict(os.environ, SLURM_JOB_ID=str(n), SLURM_JOB_NAME=opt("--job-name"), SLURM_NTASKS="1")
@@ -214,7 +228,10 @@ if tool == "sbatch":
     print(n)
 elif tool in ("sacct", "squeue"):
     for f in state.glob("*.json"):
-        rec = json.loads(f.read_text())
+        text = f.read_text()
+        if not text:  # id claimed, record not yet saved
+            continue
+        rec = json.loads(text)
         if rec["name"] == opt("--name"):
             print(f"{{rec['id']}}|{{rec['state']}}")
 elif tool == "sinfo":

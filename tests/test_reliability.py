@@ -201,7 +201,14 @@ def test_a_write_that_fails_midway_is_a_clear_error_and_leaves_nothing(tiny_geno
     conf = write_tiny_config(tmp_path, tiny_genome)
     common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2"]
     assert subprocess.run([EXE, "genome", *common], cwd=tmp_path, capture_output=True).returncode == 0
-    # (Hydra's own files, its copy of the config and the log, are left out: Hydra reports its own write errors)
+    # Hydra writes its record of the run (.hydra/config.yaml ...) first
+    out = subprocess.run([EXE, "windows", *common], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         preexec_fn=_limit_file_size(1024))
+    record = tmp_path / "results/tiny/windows/.hydra/config.yaml"
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert f"seq-unet windows: error: cannot write {record}: File too large; nothing was left" in out.stderr
+    assert not record.exists()
+    # without Hydra's own files, the step's own table is the first to fail
     out = subprocess.run([EXE, "windows", *common, "hydra.output_subdir=null", "hydra/job_logging=stdout"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(1024))
     windows = tmp_path / "results/tiny/windows/windows.tsv"
@@ -259,6 +266,14 @@ def test_a_really_full_disk(tiny_genome, tiny_prepared, tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr
         assert f"cannot write {windows}: No space left on device" in out.stderr
         assert not windows.exists() and not _tmp_files(disk)
+        # Hydra's own record of the run (.hydra/config.yaml) is written before any step starts
+        run_dir = disk / "run"
+        out = subprocess.run([EXE, "windows", *common, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        assert out.stderr.strip() == (f"seq-unet windows: error: cannot write {run_dir}/.hydra/config.yaml: "
+                                      "No space left on device; nothing was left under that name")
+        assert not (run_dir / ".hydra" / "config.yaml").exists()
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
 

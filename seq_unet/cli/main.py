@@ -8,6 +8,7 @@ Snakemake workflow calls these commands; a user can run any step alone.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -104,6 +105,83 @@ def _fail(step: str, message: str, multirun: bool = False):
     raise SystemExit(2) from None
 
 
+class _HeldStderr:
+    """``sys.stderr`` that holds what is written until the run starts.
+
+    Hydra writes its own records of a run (``.hydra/*.yaml``, the job log)
+    before the task function is called; when it cannot (a full disk, a quota),
+    it prints its own traceback. Holding stderr until the task starts lets the
+    command replace that traceback by one line; anything else held is shown
+    unchanged. Only a single run holds it: a multirun's jobs may run in other
+    processes (joblib, SLURM).
+    """
+
+    def __init__(self, real):
+        self.real, self.held, self.holding = real, [], True
+
+    def write(self, text: str) -> int:
+        if self.holding:
+            self.held.append(text)
+            return len(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        if not self.holding:
+            self.real.flush()
+
+    def release(self, show: bool = True) -> None:
+        if self.holding:
+            self.holding = False
+            if show:
+                self.real.write("".join(self.held))
+                self.real.flush()
+            self.held = []
+
+    def __getattr__(self, name):  # fileno, isatty, encoding ...: the real stream's
+        return getattr(self.real, name)
+
+
+def _release_stderr() -> None:
+    """The run starts: show what was held and give ``sys.stderr`` back."""
+    if isinstance(sys.stderr, _HeldStderr):
+        sys.stderr.release()
+        sys.stderr = sys.stderr.real
+
+
+def _asks_for_multirun(args: list[str]) -> bool:
+    """Whether the command line starts a multirun (``-m``, ``hydra.mode=MULTIRUN``, an ``hparams_search``)."""
+    return any(a in ("-m", "--multirun") or a.lstrip("+").startswith(("hydra.mode=", "hparams_search="))
+               for a in args)
+
+
+def _hydra_write_error(exc: SystemExit, write_errors) -> OSError | None:
+    """The write error Hydra stopped on (exit 1) before the run started, if that is why it stopped."""
+    cause = exc.__context__
+    if exc.code == 1 and isinstance(cause, OSError) and cause.errno in write_errors:
+        return cause
+    return None
+
+
+def _failed_file(error: OSError) -> tuple[str, str] | None:
+    """Name and mode of the file Hydra was writing when ``error`` happened.
+
+    A write that fails on a full disk raises an ``OSError`` without a file name;
+    the file object being written, the innermost one open for writing among the
+    frames' locals, still names it.
+    """
+    import io
+
+    found, tb = None, error.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            name, mode = getattr(value, "name", None), getattr(value, "mode", "")
+            if isinstance(value, io.IOBase) and isinstance(name, str) and isinstance(mode, str) and \
+                    set(mode) & set("wxa"):
+                found = name, mode
+        tb = tb.tb_next
+    return found
+
+
 def _default_start_method() -> None:
     """Give multiprocessing back the platform's default start method in a joblib worker process.
 
@@ -138,6 +216,7 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def _task(cfg: DictConfig):
+        _release_stderr()  # (not `held`: the joblib launcher pickles this function)
         multirun = _is_multirun()
         _default_start_method()
         missing = sorted(OmegaConf.missing_keys(cfg))
@@ -159,6 +238,10 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
 
     saved = sys.argv
     sys.argv = hydra_argv(step, args)
+    held = _HeldStderr(sys.stderr)
+    if _asks_for_multirun(args):  # the jobs may run elsewhere (joblib, SLURM): nothing is held
+        held.release()
+    sys.stderr = held
     try:
         _task()
     except SystemExit as exc:
@@ -166,8 +249,24 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         # a run's input error exits with 2, as a single run's does
         if exc.code == 1 and isinstance(exc.__context__, RunFailed):
             raise SystemExit(2) from None
-        raise
+        error = _hydra_write_error(exc, WRITE_ERRORS) if held.holding else None
+        if error is None:
+            raise
+        held.release(show=False)  # Hydra's traceback of its own failed write
+        sys.stderr = held.real
+        where, left = error.filename, ""
+        if where is None and (failed := _failed_file(error)):
+            where, mode = failed
+            if "a" not in mode and os.path.isfile(where):  # cut short: Hydra opened it to write it whole
+                os.unlink(where)
+                left = "; nothing was left under that name"
+        where = where or f"Hydra's record of the run (.hydra/, {step}.log)"
+        print(f"seq-unet {step}: error: cannot write {where}: {error.strerror}{left}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
+        held.release()
+        if sys.stderr is held:
+            sys.stderr = held.real
         sys.argv = saved
     return 0
 

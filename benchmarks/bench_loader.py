@@ -48,7 +48,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from benchmarks.bench_model import model_config  # noqa: E402
+from benchmarks.bench_model import model_config, training_step  # noqa: E402
 
 DEFAULT_DATASET = REPO / "results" / "sacCer3" / "dataset"
 MIN_RATIO = 5.0
@@ -158,12 +158,7 @@ def child_train(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
 
     def step() -> None:
-        on_device = {k: v.to(device) for k, v in host.items()}
-        with autocast:
-            loss, _ = module._loss(on_device)
-        opt.zero_grad(set_to_none=True)
-        loss.float().backward()
-        opt.step()
+        training_step(module, opt, {k: v.to(device) for k, v in host.items()}, autocast)
 
     step()  # warm-up (allocator, kernels)
     sync()

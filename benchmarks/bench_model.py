@@ -36,6 +36,15 @@ def model_config(overrides: list[str]) -> dict:
     return cfg
 
 
+def training_step(module, opt, batch: dict, autocast) -> None:
+    """One optimiser step of the Lightning module's own loss on ``batch``."""
+    with autocast:
+        loss, _ = module._loss(batch)
+    opt.zero_grad(set_to_none=True)
+    loss.float().backward()
+    opt.step()
+
+
 def one_setting(args: argparse.Namespace) -> dict:
     import torch
     from seq_unet.io.genome import one_hot
@@ -60,11 +69,7 @@ def one_setting(args: argparse.Namespace) -> dict:
                 else torch.autocast("cpu", enabled=False))
 
     def step() -> None:
-        with autocast:
-            loss, _ = module._loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.float().backward()
-        opt.step()
+        training_step(module, opt, batch, autocast)
 
     step()  # warm-up (allocator, kernels)
     if device.type == "cuda":

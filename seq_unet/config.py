@@ -39,7 +39,21 @@ class DataConfig:
 
 
 @dataclass
+class KineticConfig:
+    bin_size: int = 1000
+    reach: int = 64000
+    fork_speed: float = 2000.0
+    shared_rates: bool = False
+    init_fraction: float = 0.4
+    init_spread: float = 0.15
+    early_high: bool = True
+
+
+@dataclass
 class ModelConfig:
+    head: str = "linear"
+    kinetic: KineticConfig = field(default_factory=KineticConfig)
+    position_scale: Optional[float] = None
     depth: int = 5
     base_channels: int = 8
     channel_growth: float = 2.0
@@ -87,12 +101,13 @@ class TrainConfig:
     loss: str = "mse"
     ema_decay: Optional[float] = None
     early_stopping_patience: int = 15
+    select_on: str = "genome"
     resume: bool = True
 
 
 @dataclass
 class PredictConfig:
-    ckpt: str = MISSING
+    ckpt: Any = MISSING  # a checkpoint, or a list of them (a seed ensemble)
     fasta: str = MISSING
     out_dir: str = MISSING
     window_length: Optional[int] = None
@@ -107,6 +122,8 @@ class PredictConfig:
     devices: int = 1
     mc_samples: int = 0
     allow_mismatch: bool = False
+    rate_precision: float = 0.001
+    blend: Any = "auto"  # "auto" or a number of bases
 
 
 @dataclass
@@ -115,9 +132,18 @@ class BrowserConfig:
 
 
 @dataclass
+class OriginsConfig:
+    motif: str = "WTTTAYRTTTW"
+    peaks: int = 300
+    radius: int = 200
+    separation: int = 2000
+
+
+@dataclass
 class EvaluateConfig:
     resolutions: List[int] = field(default_factory=lambda: [1000, 10000])
     baseline_bin: int = 1000
+    origins: OriginsConfig = field(default_factory=OriginsConfig)
 
 
 @dataclass

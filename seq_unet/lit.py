@@ -23,7 +23,14 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.regression import PearsonCorrCoef
 
+from seq_unet.model.heads import check_kinetic_window, loss_margin_bins, make_head, split_model_options
+from seq_unet.model.inputs import input_channels
 from seq_unet.model.unet import SeqUNet
+
+
+def known_bases(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, length)`` bool: True where the input holds a base (not unknown DNA or padding)."""
+    return x[:, :4].sum(1) > 0
 
 
 class SeqUNetModule(pl.LightningModule):
@@ -50,7 +57,11 @@ class SeqUNetModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)
-        self.net = SeqUNet(n_tracks=len(self.tracks), **dict(model or {}))
+        unet, opts = split_model_options(model)
+        self.position_scale = opts.get("position_scale")
+        self.head = make_head(str(opts.get("head", "linear")), len(self.tracks), opts.get("kinetic"))
+        self.kinetic = self.head.bin_size > 1
+        self.net = SeqUNet(n_tracks=self.head.n_channels, in_channels=input_channels(self.position_scale), **unet)
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(list(target_std), dtype=torch.float32))
         self.val_pearson = nn.ModuleList(PearsonCorrCoef() for _ in self.tracks)
@@ -65,6 +76,8 @@ class SeqUNetModule(pl.LightningModule):
             raise ValueError(f"with valid padding the U-Net predicts only bases {offset}..{window_length - offset} "
                              f"of a {window_length}-bp window, less than one {r}-bp target bin; use a longer window")
         self.out_from, self.out_to = self.bin_from * r - offset, self.bin_to * r - offset
+        if self.kinetic:
+            check_kinetic_window(self.head.geometry, self.net.geometry.padding, window_length, target_resolution)
         # set by `seq-unet train`: version, configuration and data checksums (seq_unet.checkpoint)
         self.provenance: dict | None = None
 
@@ -74,24 +87,76 @@ class SeqUNetModule(pl.LightningModule):
 
             checkpoint[KEY] = self.provenance
 
+    def loss_margin_bins(self) -> int:
+        """Target bins at each inner window edge that the loss leaves out (the kinetics' reach; 0 for linear)."""
+        return loss_margin_bins(self.head.geometry if self.kinetic else None, int(self.hparams.target_resolution))
+
+    @property
+    def context(self) -> int:
+        """Bases at each inner window edge whose predictions lack context the model needs (kinetic: its reach)."""
+        return self.head.geometry.reach if self.kinetic else 0
+
+    def _head_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised values at the head's resolution (per base, or per kinetic bin)."""
+        return self.head(self.net(x), known_bases(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised per-base predictions ``(batch, n_tracks, length)`` for one-hot ``x``."""
-        return self.net(x)
+        """Standardised per-base predictions ``(batch, n_tracks, output length)`` for an input ``x``."""
+        v = self._head_values(x)
+        return self.head.per_base(v, x.shape[-1]) if self.kinetic else v
 
     def predict_values(self, x: torch.Tensor) -> torch.Tensor:
         """Per-base predictions in the track's own units, ``(batch, n_tracks, length)``."""
-        return self.net(x) * self.target_std[:, None] + self.target_mean[:, None]
+        return self(x) * self.target_std[:, None] + self.target_mean[:, None]
+
+    def predict_outputs(self, x: torch.Tensor, rates: bool = False) -> torch.Tensor:
+        """Per-base track values in the tracks' units; with ``rates`` (kinetic head) followed by
+        the per-base initiation rates, per minute and kb: ``(batch, n_tracks [+ n_rate_channels], length)``."""
+        if not rates:
+            return self.predict_values(x)
+        if not self.kinetic:
+            raise ValueError("only a model with model.head=kinetic predicts initiation rates")
+        r = self.head.rates(self.net(x), known_bases(x))
+        v = self.head.per_base(self.head.values(self.head.times(r)), x.shape[-1])
+        return torch.cat([v * self.target_std[:, None] + self.target_mean[:, None], r * 1000.0], dim=1)
 
     def pool(self, pred: torch.Tensor) -> torch.Tensor:
         r = self.hparams.target_resolution
         return pred if r == 1 else F.avg_pool1d(pred, r)
 
+    def _binned(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised predictions in the target bins the output covers."""
+        if not self.kinetic:
+            return self.pool(self(x)[..., self.out_from : self.out_to])
+        v = self._head_values(x)
+        r, b = int(self.hparams.target_resolution), self.head.bin_size
+        if b == r:
+            return v
+        if b > r:  # bins of the integral hold several target bins: per base, then target bins
+            return self.pool(self.head.per_base(v, x.shape[-1]))
+        return F.avg_pool1d(v, r // b)
+
     def _targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Targets and mask of the bins the output covers (all of them with ``same`` padding)."""
-        return batch["y"][..., self.bin_from : self.bin_to], batch["mask"][..., self.bin_from : self.bin_to]
+        """Targets and loss mask of the bins the output covers (all of them with ``same`` padding).
+
+        With the kinetic head, bins within its reach of an inner window edge are
+        left out; where the window edge is a chromosome end (``batch["ends"]``)
+        there are no origins beyond it, and those bins count.
+        """
+        y, mask = batch["y"][..., self.bin_from : self.bin_to], batch["mask"][..., self.bin_from : self.bin_to]
+        margin = self.loss_margin_bins()
+        if margin:
+            n = mask.shape[-1]
+            ends = batch.get("ends")
+            if ends is None:
+                ends = torch.zeros(len(mask), 2, dtype=torch.bool, device=mask.device)
+            i = torch.arange(n, device=mask.device)
+            trusted = ((i >= margin) | ends[:, :1]) & ((i < n - margin) | ends[:, 1:])
+            mask = mask & trusted[:, None, :]
+        return y, mask
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.pool(self(batch["x"])[..., self.out_from : self.out_to])
+        pooled = self._binned(batch["x"])
         y, mask = self._targets(batch)
         if self.hparams.loss == "mse":
             err = (pooled - y) ** 2

@@ -92,8 +92,16 @@ def test_track_hub_is_complete_and_resolves(genome_and_tracks, tmp_path, assembl
         assert {"twoBitPath", "organism", "defaultPos", "description"} <= set(g)
         assert py2bit.open(str(hub.parent / g["twoBitPath"])).chroms("chrA") == 5000
         assert g["defaultPos"] == "chrA:1-5000"
-    tracks = stanzas(trackdb)
-    assert len(tracks) == 6
+    all_stanzas = stanzas(trackdb)
+    containers = [s for s in all_stanzas if s.get("container") == "multiWig"]
+    tracks = [s for s in all_stanzas if "container" not in s]
+    assert len(tracks) == 6 and len(containers) == 2
+    for c in containers:  # prediction over measurement, one fixed scale
+        assert c["aggregate"] == "transparentOverlay" and c["autoScale"] == "off"
+        lo, hi = (float(v) for v in c["viewLimits"].split(":"))
+        assert lo < 1.5 < hi  # the tracks are 1.5 everywhere
+        children = [s for s in tracks if s.get("parent") == c["track"]]
+        assert [s["track"].rsplit("_", 1)[1] for s in children] == ["predicted", "measured"]
     for s in tracks:
         assert TRACK_REQUIRED <= set(s), s
         assert s["type"] == "bigWig"
@@ -102,8 +110,9 @@ def test_track_hub_is_complete_and_resolves(genome_and_tracks, tmp_path, assembl
         assert (trackdb.parent / s["bigDataUrl"]).resolve().is_file(), s["bigDataUrl"]
         assert not Path(s["bigDataUrl"]).is_absolute()
     assert len({s["track"] for s in tracks}) == 6
-    # display order: each prediction followed by its uncertainty and its measurement
-    assert [s["track"] for s in tracks[:3]] == ["W303_predicted", "W303_uncertainty", "W303_measured"]
+    # display order: each prediction overlaid on its measurement, then its uncertainty
+    assert [s["track"] for s in all_stanzas[:4]] == ["W303_overlay", "W303_predicted", "W303_measured",
+                                                      "W303_uncertainty"]
 
 
 def test_igv_session_names_every_track_and_resolves(genome_and_tracks, tmp_path):
@@ -114,9 +123,17 @@ def test_igv_session_names_every_track_and_resolves(genome_and_tracks, tmp_path)
     assert root.tag == "Session" and root.get("locus") == "chrA:1-5000"
     assert (session.parent / root.get("genome")).resolve() == fasta.resolve()
     resources = list(root.iter("Resource"))
-    assert [r.get("name") for r in resources[:3]] == ["W303 predicted", "W303 uncertainty (sd)", "W303 measured"]
+    assert [r.get("name") for r in resources[:3]] == ["W303 predicted", "W303 measured", "W303 uncertainty (sd)"]
     assert len(resources) == 6
     for r in resources:
         assert (session.parent / r.get("path")).resolve().is_file(), r.get("path")
-    tracks = {tr.get("id") for tr in root.iter("Track")}
+    panel = root.find("Panel")
+    merged = [t for t in panel if t.get("clazz") == "org.broad.igv.track.MergedTracks"]
+    assert [m.get("id") for m in merged] == ["W303_overlay", "Dbf4myc long name_overlay"]
+    for m in merged:  # the prediction over its measurement, on one fixed scale
+        sub = list(m.iter("Track"))[1:]
+        assert [t.get("name").rsplit(" ", 1)[1] for t in sub] == ["predicted", "measured"]
+        ranges = {(d.get("minimum"), d.get("maximum")) for t in sub for d in t.iter("DataRange")}
+        assert len(ranges) == 1 and all(t.get("autoScale") == "false" for t in sub)
+    tracks = {tr.get("id") for tr in root.iter("Track") if tr.get("clazz") != "org.broad.igv.track.MergedTracks"}
     assert tracks == {r.get("path") for r in resources}

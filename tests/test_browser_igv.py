@@ -348,10 +348,16 @@ def test_igv_loads_seq_unet_session(chromium, tmp_path):
         genome = igv.page.evaluate(
             "() => ({chrs: igvBrowser.genome.chromosomeNames, locus: igvBrowser.referenceFrameList[0].chr})")
         assert genome == {"chrs": list(SIZES), "locus": "chrB"}
-        names = ["rt predicted", "rt uncertainty (sd)", "rt measured"]
-        loaded = igv.page.evaluate("() => igvBrowser.tracks.filter(t => t.type === 'wig').map(t => t.name)")
-        assert sorted(loaded) == sorted(names)
-        for name in names:
+        loaded = igv.page.evaluate(
+            "() => igvBrowser.tracks.filter(t => t.type === 'wig' || t.type === 'merged')"
+            ".map(t => [t.name, t.type, (t.tracks || []).map(s => [s.name, s.autoscale, s.dataRange])])")
+        overlay = "rt: predicted (red) vs measured (black)"
+        assert sorted(n for n, *_ in loaded) == sorted([overlay, "rt uncertainty (sd)"])
+        merged = next(x for x in loaded if x[0] == overlay)
+        assert merged[1] == "merged" and [s[0] for s in merged[2]] == ["rt predicted", "rt measured"]
+        assert all(s[1] is False for s in merged[2])  # a fixed scale, shared by both
+        assert merged[2][0][2] == merged[2][1][2]
+        for name in (overlay, "rt uncertainty (sd)"):
             shown = igv.painted(name, "chrB")
             assert shown["inked"] > 0.1 * shown["total"], f"{name}: track canvas nearly blank: {shown}"
         igv.assert_clean()

@@ -83,7 +83,8 @@ def test_every_step_takes_threads_memory_runtime_and_gpus_from_the_config(tiny, 
                   "--config", "data=tiny", f"conf_dir={conf}"], env)
     assert listed.returncode == 0, listed.stderr[-3000:]
     rules = set(listed.stdout.split()) - {"all"}
-    assert rules == set(STEPS) == set(jobs) - {"all"}, (rules, set(jobs))
+    # train_member: a member of a seed ensemble, the train step with another seed (not run with ensemble: 1)
+    assert rules - {"train_member"} == set(STEPS) == set(jobs) - {"all"}, (rules, set(jobs))
 
     for step, values in want.items():
         got = jobs[step]
@@ -285,3 +286,24 @@ def test_slurm_profile_runs_the_workflow_through_the_executor_plugin(tiny, tmp_p
         gpus = profile["set-resources"].get(step, {}).get("gpu", 0)
         assert (f"--gpus={gpus}" in argv) == bool(gpus) and ("--gpus" in argv) == bool(gpus), (step, argv)
     assert submitted == {**{step: [1] for step in STEPS}, "train": [1, 2]}, submitted
+
+
+def test_an_ensemble_trains_one_member_per_seed_and_predicts_with_all(tiny):
+    """`ensemble: K`: K train jobs (seeds 0..K-1, one folder each, the train step's resources) and one
+    prediction averaging them, which writes the uncertainty tracks even without Monte Carlo dropout."""
+    work, conf = tiny
+    cmd, env = snakemake_cmd(work, conf, "--dry-run", "--printshellcmds", mc_samples=0)
+    cmd[cmd.index("--config") + 1 : cmd.index("--config") + 1] = ["ensemble=3"]
+    out = run(cmd, env)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    members = re.findall(r"seq-unet train .* seed=(\d+) hydra\.run\.dir=(\S+) ", out.stdout)
+    assert sorted(members) == [(str(m), f"results/tiny/train/member{m}") for m in range(3)]
+    assert "rule train:" not in out.stdout
+    jobs = dry_run_jobs(out.stdout)
+    defaults = yaml.safe_load((REPO / "workflows" / "config.yaml").read_text())["resources"]
+    assert jobs["train_member"]["resources"]["mem_mb"] == defaults["train"]["mem_mb"]
+    (predict,) = re.findall(r"seq-unet predict .*", out.stdout)
+    ckpts = [f"results/tiny/train/member{m}/best.ckpt" for m in range(3)]
+    assert f"'predict.ckpt=[{','.join(ckpts)}]'" in predict
+    outputs = re.search(r"rule predict:\n(?:.*\n)*?    output: (.*)\n", out.stdout).group(1).split(", ")
+    assert {Path(o).name for o in outputs} == {"gc.bw", "noisy.bw", "gc.std.bw", "noisy.std.bw"}

@@ -42,7 +42,8 @@ def _read(path, sizes) -> dict[str, np.ndarray]:
 def test_every_base_is_predicted_from_the_right_window(padding, tiny_prepared, tmp_path):
     module = _module(padding, dropout=0.0)
     ckpt = _save(module, tmp_path / "m.ckpt")
-    paths = predict_genome(ckpt, tiny_prepared, tmp_path / "out", batch_size=3, precision=1e-4, device="cpu")
+    paths = predict_genome(ckpt, tiny_prepared, tmp_path / "out", batch_size=3, precision=1e-4, device="cpu",
+                           blend=0)
     genome = Genome(tiny_prepared)
     got = _read(paths["a"], genome.sizes)
     model = load_model(ckpt, torch.device("cpu"))
@@ -117,3 +118,50 @@ def test_sd_tracks_are_rounded_ten_times_finer(tiny_prepared, tmp_path):
     np.testing.assert_allclose(mean / 0.01, np.round(mean / 0.01), atol=1e-3)
     np.testing.assert_allclose(sd / 0.001, np.round(sd / 0.001), atol=1e-3)
     assert np.abs(sd / 0.01 - np.round(sd / 0.01)).max() > 0.05  # finer than the mean's step
+
+
+def test_uncertainty_does_not_step_at_window_seams_when_windows_cross_fade(tiny_prepared, tmp_path):
+    """Each window estimates its own Monte Carlo spread; with hard cuts the sd track steps where one
+    window's kept part ends and the next one's begins, with a cross-fade it ramps."""
+    ckpt = _save(_module("same", dropout=0.3), tmp_path / "m.ckpt")
+    sizes = Genome(tiny_prepared).sizes
+    length = _module("same", 0.3).hparams.window_length
+    jumps = {}
+    for blend in (0, 512):
+        out = predict_genome(ckpt, tiny_prepared, tmp_path / f"b{blend}", precision=1e-5, std_precision=1e-6,
+                             device="cpu", mc_samples=3, blend=blend)
+        sd = _read(out["a.std"], sizes)["chrA"]
+        from seq_unet.predict.genome_wide import window_crop
+        crop = window_crop(load_model(ckpt, torch.device("cpu")), length, 101, None, blend)
+        seams = [p.keep_to for p in plan_windows(sizes["chrA"], length, crop, blend)[:-1]]
+        # the change across each seam, against the typical change from one base to the next
+        typical = np.median(np.abs(np.diff(sd)))
+        jumps[blend] = max(abs(sd[s] - sd[s - 1]) for s in seams) / typical
+    assert jumps[0] > 10 and jumps[512] < 5, jumps  # hard cuts step; cross-fades change like any base
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_and_their_spread(tiny_prepared, tmp_path):
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        m = SeqUNetModule(tracks=["a", "b"], window_length=_module("same", 0.0).hparams.window_length,
+                          target_resolution=100, target_mean=[1.0, 2.0], target_std=[0.5, 0.25],
+                          model={**MODEL, "padding": "same", "dropout": 0.0})
+        members.append(_save(m, tmp_path / f"m{seed}.ckpt"))
+    singles = [predict_genome(c, tiny_prepared, tmp_path / f"one{i}", precision=1e-5, device="cpu")
+               for i, c in enumerate(members)]
+    both = predict_genome(members, tiny_prepared, tmp_path / "both", precision=1e-5, std_precision=1e-6,
+                          device="cpu")
+    assert set(both) == {"a", "b", "a.std", "b.std"}
+    sizes = Genome(tiny_prepared).sizes
+    for t in ("a", "b"):
+        one, two = (np.concatenate(list(_read(s[t], sizes).values())) for s in singles)
+        mean = np.concatenate(list(_read(both[t], sizes).values()))
+        sd = np.concatenate(list(_read(both[f"{t}.std"], sizes).values()))
+        np.testing.assert_allclose(mean, (one + two) / 2, atol=2e-5)
+        # the sample sd of two values is |x - y| / sqrt(2)
+        np.testing.assert_allclose(sd, np.abs(one - two) / np.sqrt(2), atol=3e-5)
+    bad = SeqUNetModule(tracks=["x"], window_length=_module("same", 0.0).hparams.window_length, target_resolution=100,
+                        target_mean=[0.0], target_std=[1.0], model={**MODEL, "padding": "same"})
+    with pytest.raises(Exception, match="ensemble members differ"):
+        predict_genome([members[0], _save(bad, tmp_path / "bad.ckpt")], tiny_prepared, tmp_path / "bad", device="cpu")

@@ -89,12 +89,15 @@ def genome_fa(tmp_path_factory) -> str:
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("smooth", [0, 25])
 @pytest.mark.parametrize("reverse_complement", [True, False])
-def test_stitched_equals_untiled(genome_fa, tmp_path, monkeypatch, padding, smooth, reverse_complement):
+@pytest.mark.parametrize("blend", [0, "auto"])
+def test_stitched_equals_untiled(genome_fa, tmp_path, monkeypatch, padding, smooth, reverse_complement, blend):
+    """Bit for bit with hard cuts; with cross-fades the weights of two windows sum to 1 within float32."""
     window = 1000
     module = CountingModule(padding, window, resolution=smooth or 1)
     monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
     paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, batch_size=3, precision=0,
-                                       reverse_complement=reverse_complement, device="cpu", smooth="auto")
+                                       reverse_complement=reverse_complement, device="cpu", smooth="auto",
+                                       blend=blend)
     genome = Genome(genome_fa)
     for t, track in enumerate(["gc", "a"]):
         bw = pybigtools.open(str(paths[track]))
@@ -102,7 +105,10 @@ def test_stitched_equals_untiled(genome_fa, tmp_path, monkeypatch, padding, smoo
         for chrom, n in genome.sizes.items():
             want = untiled(genome.codes(chrom, 0, n), smooth + 1 - smooth % 2 if smooth else 1, reverse_complement)
             got = np.asarray(bw.values(chrom, 0, n, fillna=None), dtype=np.float64)
-            np.testing.assert_array_equal(got, want[t].astype(np.float32), err_msg=f"{track} {chrom}")
+            if blend == 0:
+                np.testing.assert_array_equal(got, want[t].astype(np.float32), err_msg=f"{track} {chrom}")
+            else:
+                np.testing.assert_allclose(got, want[t], rtol=0, atol=1e-5, err_msg=f"{track} {chrom}")
         bw.close()
 
 
@@ -111,7 +117,7 @@ def test_tiling_really_has_seams_without_enough_crop(genome_fa, tmp_path, monkey
     module = CountingModule("same", 1000, resolution=1)
     monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
     paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, crop=K // 2, precision=0,
-                                       reverse_complement=False, device="cpu", smooth=0)
+                                       reverse_complement=False, device="cpu", smooth=0, blend=0)
     genome = Genome(genome_fa)
     n = genome.sizes["long"]
     bw = pybigtools.open(str(paths["gc"]))
@@ -124,7 +130,7 @@ def test_mask_unknown_leaves_n_runs_without_a_value(genome_fa, tmp_path, monkeyp
     module = CountingModule("same", 1000, resolution=1)
     monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
     paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, precision=0, reverse_complement=False,
-                                       device="cpu", smooth=0, mask_unknown=True)
+                                       device="cpu", smooth=0, mask_unknown=True, blend=0)
     genome = Genome(genome_fa)
     bw = pybigtools.open(str(paths["gc"]))
     for chrom, n in genome.sizes.items():

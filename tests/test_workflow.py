@@ -110,6 +110,9 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
     gc_row = test_rows[(test_rows.predictor == "gc") & (test_rows.track == "gc") & (test_rows.resolution_bp == 1000)]
     assert gc_row.pearson.iloc[0] > 0.5
     assert (res / "eval" / "gc.test_chroms.png").stat().st_size > 1000
+    origins = pd.read_csv(res / "eval" / "origins.tsv", sep="\t")
+    assert {("gc", "measured"), ("gc", "seq-unet")} <= set(zip(origins.track, origins.signal))
+    assert ((origins.peaks > 0) & origins.random_fraction.between(0, 1)).all()
 
     session = res / "browser" / "igv_session.xml"
     root = ET.parse(session).getroot()

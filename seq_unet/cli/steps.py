@@ -43,10 +43,10 @@ def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
 
 
 def _check_model_length(cfg: DictConfig, length: int) -> None:
-    from seq_unet.model.unet import geometry_from_config
+    from seq_unet.model.heads import check_window
 
     try:
-        geometry_from_config(OmegaConf.to_container(cfg.model, resolve=True)).check(length)
+        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, int(cfg.data.target_resolution))
     except ValueError as exc:
         raise InputError(f"data.window_length: {exc}") from exc
 
@@ -151,7 +151,8 @@ def train(cfg: DictConfig) -> float:
     dm = WindowDataModule(cfg.paths.dataset, batch_size=int(cfg.train.batch_size),
                           num_workers=int(cfg.train.num_workers), reverse_complement=bool(cfg.train.reverse_complement),
                           random_shift=bool(cfg.train.random_shift), seed=int(cfg.seed),
-                          shard=not trainer_kw["use_distributed_sampler"])
+                          shard=not trainer_kw["use_distributed_sampler"],
+                          position_scale=cfg.model.get("position_scale"))
     m = dm.manifest
     _check_model_length(cfg, int(m["window_length"]))
     if m["splits"]["train"]["windows"] == 0 or m["splits"]["val"]["windows"] == 0:
@@ -166,20 +167,27 @@ def train(cfg: DictConfig) -> float:
     module.provenance = make_provenance(_config_record(cfg), m, m["dataset_md5"])
     n_params = sum(p.numel() for p in module.parameters())
     ckpt_dir = out / "checkpoints"
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor="val/pearson", mode="max",
+    monitor = _selection_metric(cfg)
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor=monitor, mode="max",
                               save_top_k=1, auto_insert_metric_name=False)
     # last.ckpt after every epoch, improved or not (Lightning's save_last writes it only in epochs
     # that save a new best), so an interrupted run resumes from its latest epoch
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
                               enable_version_counter=False)
     callbacks = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch")]
+    if monitor == "val/genome_pearson":
+        from seq_unet.evaluate.genome_val import GenomeValidation
+
+        # before the checkpoint callbacks, which read the score it logs
+        callbacks.insert(0, GenomeValidation(cfg.paths.dataset, batch_size=int(cfg.predict.batch_size),
+                                             blend=cfg.predict.get("blend", 0)))
     if cfg.train.get("ema_decay"):
         from pytorch_lightning.callbacks import EMAWeightAveraging
 
         # validation, model selection and the saved checkpoints use the averaged weights
         callbacks.append(EMAWeightAveraging(decay=float(cfg.train.ema_decay)))
     if int(cfg.train.early_stopping_patience) > 0:
-        callbacks.append(EarlyStopping(monitor="val/pearson", mode="max",
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
     try:
         trainer = pl.Trainer(**trainer_kw, callbacks=callbacks, default_root_dir=str(out),
@@ -222,6 +230,15 @@ def train(cfg: DictConfig) -> float:
             tmp.write_text(json.dumps(summary, indent=2))
         log.info("best validation Pearson %.4f -> %s (%.0f s)", best, out / "best.ckpt", seconds)
     return best
+
+
+def _selection_metric(cfg: DictConfig) -> str:
+    """The validation score that picks the best checkpoint and stops training early (``train.select_on``)."""
+    choice = str(cfg.train.get("select_on", "genome"))
+    if choice not in ("genome", "windows"):
+        raise InputError(f"train.select_on must be 'genome' (the validation chromosomes predicted as `seq-unet "
+                         f"predict` does) or 'windows' (the window-level score), not {choice!r}")
+    return "val/genome_pearson" if choice == "genome" else "val/pearson"
 
 
 # what Lightning's DDP launcher sets in the environment of the process that starts the others
@@ -347,7 +364,8 @@ def _predict_options(cfg: DictConfig) -> dict:
             "std_precision": None if p.get("std_precision") is None else float(p.std_precision),
             "reverse_complement": bool(p.reverse_complement),
             "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
-            "seed": int(cfg.seed), "smooth": p.smooth, "devices": int(p.get("devices", 1))}
+            "seed": int(cfg.seed), "smooth": p.smooth, "devices": int(p.get("devices", 1)),
+            "rate_precision": float(p.get("rate_precision", 0.001)), "blend": p.get("blend", 0)}
 
 
 def predict(cfg: DictConfig) -> None:
@@ -356,12 +374,29 @@ def predict(cfg: DictConfig) -> None:
 
     p = cfg.predict
     check_checkpoint(cfg)
-    paths = predict_genome(p.ckpt, p.fasta, p.out_dir, **_predict_options(cfg))
+    paths = predict_genome(_checkpoints(cfg), p.fasta, p.out_dir, **_predict_options(cfg))
     for track, path in paths.items():
         log.info("%s -> %s", track, path)
 
 
+def _checkpoints(cfg: DictConfig) -> list[str]:
+    """``predict.ckpt``: one checkpoint, or a list (the members of a seed ensemble)."""
+    ckpt = cfg.predict.ckpt
+    if OmegaConf.is_list(ckpt):
+        paths = [str(c) for c in ckpt]
+        if not paths:
+            raise InputError("predict.ckpt is an empty list; give a checkpoint or the members of an ensemble")
+        return paths
+    return [str(ckpt)]
+
+
 def check_checkpoint(cfg: DictConfig) -> None:
+    """Check every checkpoint of ``predict.ckpt`` (one, or an ensemble's members) with :func:`check_one`."""
+    for path in _checkpoints(cfg):
+        check_one(cfg, path)
+
+
+def check_one(cfg: DictConfig, path: str) -> None:
     """Refuse a checkpoint that does not fit the prediction asked for, unless ``predict.allow_mismatch``.
 
     Always compared: the package version and an explicit ``predict.window_length``.
@@ -374,10 +409,10 @@ def check_checkpoint(cfg: DictConfig) -> None:
     from seq_unet.io.genome import file_md5
 
     p = cfg.predict
-    ckpt = read_checkpoint(p.ckpt)
+    ckpt = read_checkpoint(path)
     if not ckpt.get(KEY):
         log.warning("checkpoint %s records no provenance (version, configuration, data checksums); "
-                    "it cannot be checked against this configuration", p.ckpt)
+                    "it cannot be checked against this configuration", path)
     expect: dict = {"window_length": p.window_length}
     own_genome = Path(str(p.fasta)).resolve() == Path(str(cfg.paths.fasta)).resolve()
     if own_genome:
@@ -389,7 +424,7 @@ def check_checkpoint(cfg: DictConfig) -> None:
     problems = mismatches(ckpt, **expect)
     if not problems:
         return
-    where = f"checkpoint {p.ckpt} does not fit this prediction" + (
+    where = f"checkpoint {path} does not fit this prediction" + (
         f" of data config {cfg.data.name!r}" if own_genome else "")
     detail = "".join(f"\n  - {x}" for x in problems)
     if bool(p.get("allow_mismatch", False)):
@@ -443,24 +478,57 @@ def evaluate(cfg: DictConfig) -> None:
     for row in summary.itertuples():
         log.info("test %-8s %-10s %6d bp: pearson %.3f spearman %.3f (%d bins)", row.track, row.predictor,
                  row.resolution_bp, row.pearson, row.spearman, row.n_bins)
+    _origin_report(cfg, tracks, list(test), out / "origins.tsv")
+
+
+def _origin_report(cfg: DictConfig, tracks: dict[str, str], chroms: list[str], path: Path) -> None:
+    """origins.tsv: how often the top peaks of each measured, predicted and initiation-rate track on the
+    test chromosomes lie near an exact origin-motif match, against random positions."""
+    import pandas as pd
+
+    from seq_unet.evaluate.origins import peak_enrichment
+    from seq_unet.io.atomic import atomic_path
+
+    o = cfg.evaluate.origins
+    rows = []
+    for t, measured in tracks.items():
+        candidates = {"measured": measured, "seq-unet": Path(cfg.paths.predictions) / f"{t}.bw",
+                      "seq-unet initiation rate": Path(cfg.paths.predictions) / f"{t}.initiation.bw"}
+        for kind, file in candidates.items():
+            if not Path(file).exists():
+                continue
+            r = peak_enrichment(str(file), cfg.paths.fasta, chroms, n_peaks=o.peaks, radius=o.radius,
+                                separation=o.separation, motif=o.motif)
+            rows.append({"track": t, "signal": kind, **r})
+            log.info("origins %-8s %-24s: %d/%d top peaks within %d bp of %s (%.3f; random %.3f, %.2fx)", t, kind,
+                     r["peaks_with_motif"], r["peaks"], o.radius, o.motif, r["peak_fraction"],
+                     r["random_fraction"], r["enrichment"])
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False, float_format="%.4f")
 
 
 def browser(cfg: DictConfig) -> None:
     """Write an IGV session and a UCSC track hub with the predicted, uncertainty and measured tracks."""
-    from seq_unet.predict.browser import write_igv_session, write_track_hub
+    from seq_unet.predict.browser import display_range, write_igv_session, write_track_hub
 
     tracks = _tracks(cfg)
     predicted = {t: str(Path(cfg.predict.out_dir) / f"{t}.bw") for t in tracks}
     for t, path in predicted.items():
         if not Path(path).exists():
             raise InputError(f"{path} (prediction of {t}) does not exist; run `seq-unet predict` first")
-    std = {t: str(Path(cfg.predict.out_dir) / f"{t}.std.bw") for t in tracks}
-    std = {t: p for t, p in std.items() if Path(p).exists()}  # present when predicted with Monte Carlo dropout
+    def beside(suffix: str) -> dict[str, str]:  # present when the prediction wrote them
+        paths = {t: str(Path(cfg.predict.out_dir) / f"{t}.{suffix}.bw") for t in tracks}
+        return {t: p for t, p in paths.items() if Path(p).exists()}
+
+    std, initiation = beside("std"), beside("initiation")  # Monte Carlo dropout or ensemble; kinetic head
+    ranges = {t: display_range([predicted[t], tracks[t]]) for t in tracks}
     out = Path(cfg.paths.browser)
-    session = write_igv_session(out / "igv_session.xml", cfg.predict.fasta, predicted, tracks, uncertainty=std)
+    session = write_igv_session(out / "igv_session.xml", cfg.predict.fasta, predicted, tracks, uncertainty=std,
+                                initiation=initiation, ranges=ranges)
     log.info("IGV session -> %s (IGV: File > Open Session...)", session)
     hub = write_track_hub(out / "hub", cfg.predict.fasta, predicted, tracks, uncertainty=std, genome=cfg.data.name,
-                          ucsc_assembly=cfg.data.get("ucsc_assembly"), email=cfg.browser.hub_email)
+                          ucsc_assembly=cfg.data.get("ucsc_assembly"), email=cfg.browser.hub_email,
+                          initiation=initiation, ranges=ranges)
     log.info("track hub -> %s (serve the results folder over HTTP and give the URL of hub.txt to the UCSC "
              "Genome Browser, or open it in IGV: File > Load Track Hub)", hub)
 

@@ -96,10 +96,13 @@ class WindowDataModule(pl.LightningDataModule):
         shard: in a distributed run, share the windows among the processes with
             :class:`RankBatches` (the trainer must then run with
             ``use_distributed_sampler=False``); False leaves the sharding to Lightning.
+        position_scale: add the chromosome-position input channel with this decay length
+            (:mod:`seq_unet.model.inputs`); None: DNA only.
     """
 
     def __init__(self, dataset_dir: str | os.PathLike, batch_size: int = 8, num_workers: int = 0,
-                 reverse_complement: bool = True, random_shift: bool = True, seed: int = 0, shard: bool = True):
+                 reverse_complement: bool = True, random_shift: bool = True, seed: int = 0, shard: bool = True,
+                 position_scale: float | None = None):
         super().__init__()
         self.dataset_dir = str(dataset_dir)
         self.batch_size = batch_size
@@ -108,6 +111,7 @@ class WindowDataModule(pl.LightningDataModule):
         self.random_shift = random_shift
         self.seed = seed
         self.shard = shard
+        self.position_scale = position_scale
         self.manifest = load_manifest(dataset_dir)
         self.manifest["dataset_md5"] = hashlib.md5(
             (Path(dataset_dir) / "manifest.json").read_bytes()).hexdigest()
@@ -118,7 +122,8 @@ class WindowDataModule(pl.LightningDataModule):
     def _dataset(self, split: str, augment: bool) -> WindowDataset:
         return WindowDataset(os.path.join(self.dataset_dir, split), self.mean, self.std,
                              reverse_complement=augment and self.reverse_complement,
-                             random_shift=augment and self.random_shift, seed=self.seed)
+                             random_shift=augment and self.random_shift, seed=self.seed,
+                             position_scale=self.position_scale)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_set = self._dataset("train", True)

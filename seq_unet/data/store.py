@@ -27,7 +27,8 @@ from seq_unet import __version__
 from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir, ensure_free_space
-from seq_unet.io.genome import Genome, one_hot, reverse_complement_codes, file_md5
+from seq_unet.io.genome import Genome, file_md5, one_hot, reverse_complement_codes
+from seq_unet.model.inputs import position_channel
 from seq_unet.io.intervals import read_bed
 from seq_unet.io.tracks import open_bigwigs
 
@@ -138,7 +139,11 @@ class WindowDataset(Dataset):
         ``y``: targets, float32 ``(n_tracks, n_bins)``, normalised with the
         train mean/std when ``mean``/``std`` are given;
         ``mask``: bool ``(n_tracks, n_bins)``;
+        ``ends``: bool ``(2,)``: the window's first (last) base is at or past its
+        chromosome's start (end), so nothing of the chromosome lies beyond that edge;
         ``index``: the window's row in ``windows.tsv``.
+    With ``position_scale``, ``x`` has a fifth channel: ``exp(-distance to the
+    nearest chromosome end / position_scale)`` (:mod:`seq_unet.model.inputs`).
 
     Args:
         split_dir: ``<dataset>/<split>``.
@@ -151,7 +156,7 @@ class WindowDataset(Dataset):
 
     def __init__(self, split_dir: str | os.PathLike, mean: np.ndarray | None = None,
                  std: np.ndarray | None = None, reverse_complement: bool = False, random_shift: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, position_scale: float | None = None):
         self.dir = Path(split_dir)
         manifest = load_manifest(self.dir.parent)
         self.length = int(manifest["window_length"])
@@ -162,6 +167,7 @@ class WindowDataset(Dataset):
         self.mean = None if mean is None else np.asarray(mean, np.float32)[:, None]
         self.std = None if std is None else np.asarray(std, np.float32)[:, None]
         self.reverse_complement = reverse_complement
+        self.position_scale = position_scale
         self.seed = seed
         self.rank = 0  # the process's rank in a distributed run: each draws its own augmentation
         self._arrays = None
@@ -196,11 +202,20 @@ class WindowDataset(Dataset):
         if self.mean is not None:
             y = (y - self.mean) / self.std
         y = np.where(m, y, 0.0).astype(np.float32)
-        if self.reverse_complement and self._rng.random() < 0.5:
+        row = self.windows.iloc[i]
+        start = int(row.start) - self.max_shift + offset  # chromosome coordinate of the first base
+        size = int(row.chrom_length)
+        ends = np.array([start <= 0, start + self.length >= size])
+        flip = self.reverse_complement and self._rng.random() < 0.5
+        if flip:
             codes = reverse_complement_codes(codes)
-            y, m = y[:, ::-1].copy(), m[:, ::-1].copy()
-        return {"x": torch.from_numpy(one_hot(codes)), "y": torch.from_numpy(y),
-                "mask": torch.from_numpy(m), "index": i}
+            y, m, ends = y[:, ::-1].copy(), m[:, ::-1].copy(), ends[::-1].copy()
+        x = one_hot(codes)
+        if self.position_scale:
+            pos = position_channel(np.array([start]), self.length, size, self.position_scale)[0]
+            x = np.concatenate([x, pos[:, ::-1] if flip else pos])
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(y), "mask": torch.from_numpy(m),
+                "ends": torch.from_numpy(ends), "index": i}
 
     def __getstate__(self):
         state = self.__dict__.copy()

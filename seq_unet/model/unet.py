@@ -156,6 +156,9 @@ class SeqUNet(nn.Module):
 
 def geometry_from_config(model: Mapping) -> Geometry:
     """The :class:`Geometry` of the network a model config (``conf/model``) describes, without building it."""
+    from seq_unet.model.heads import HEAD_OPTIONS
+
+    model = {k: v for k, v in model.items() if k not in HEAD_OPTIONS}
     kw = {k: p.default for k, p in inspect.signature(SeqUNet.__init__).parameters.items()
           if p.default is not inspect.Parameter.empty}
     unknown = set(model) - set(kw)

@@ -40,10 +40,11 @@ import torch
 
 from seq_unet.checkpoint import load_module
 from seq_unet.errors import InputError
-from seq_unet.io.genome import UNKNOWN, Genome, one_hot, prepare_fasta
+from seq_unet.io.genome import UNKNOWN, Genome, prepare_fasta
 from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.lit import SeqUNetModule
-from seq_unet.predict.tiling import plan_windows, place
+from seq_unet.model.inputs import encode_input, reverse_complement_input
+from seq_unet.predict.tiling import contribution, place, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,34 @@ def load_model(ckpt: str | Path, device: torch.device) -> SeqUNetModule:
     return load_module(ckpt, device)
 
 
+def checkpoint_list(ckpt) -> list[str]:
+    """One checkpoint path, or the members of a seed ensemble (a list), as a list of strings."""
+    paths = [str(c) for c in ckpt] if isinstance(ckpt, (list, tuple)) else [str(ckpt)]
+    if not paths:
+        raise InputError("predict.ckpt names no checkpoint")
+    return paths
+
+
+def load_members(ckpts: list[str], device: torch.device) -> list[SeqUNetModule]:
+    """The models of ``ckpts``; the members of an ensemble must predict the same tracks from the same windows."""
+    models = [load_model(c, device) for c in ckpts]
+    first = models[0].hparams
+    for c, m in zip(ckpts[1:], models[1:]):
+        h = m.hparams
+        for key in ("tracks", "window_length", "target_resolution"):
+            if list(np.atleast_1d(h[key])) != list(np.atleast_1d(first[key])):
+                raise InputError(f"ensemble members differ: {c} has {key} {h[key]}, {ckpts[0]} has {first[key]}")
+        if getattr(m, "kinetic", False) != getattr(models[0], "kinetic", False):
+            raise InputError(f"ensemble members differ: {c} and {ckpts[0]} have different model.head")
+    return models
+
+
 @torch.inference_mode()
-def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device, reverse_complement: bool = True,
-                  mc_samples: int = 0, smooth: int = 1,
-                  inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_batch(model: SeqUNetModule | list[SeqUNetModule], codes: np.ndarray, device: torch.device,
+                  reverse_complement: bool = True,
+                  mc_samples: int = 0, smooth: int = 1, inside: np.ndarray | None = None,
+                  starts: np.ndarray | None = None, chrom_size: int | None = None,
+                  rates: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-base predictions for base codes ``(batch, length)`` -> ``(mean, std)``, each ``(batch, n_tracks, length)``.
 
     With ``reverse_complement`` each prediction is averaged with the prediction
@@ -75,15 +100,35 @@ def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device,
     deviation over the samples (else None).
     Positions a ``valid``-padding network does not predict (the window's first
     and last ``offset`` bases) are NaN.
-    """
-    x = torch.from_numpy(one_hot(codes)).to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
-    def once() -> torch.Tensor:
-        y = model.predict_values(x).float()
+    A model with a position channel needs each window's chromosome coordinate
+    ``starts`` ``(batch,)`` and the chromosome's length. With ``rates`` (kinetic
+    head), ``mean`` also holds the initiation-rate channels after the tracks
+    (per minute and kb, averaged over strands and passes like the tracks).
+
+    Given a list of models (a seed ensemble), every member predicts (each with
+    ``mc_samples`` passes, or one deterministic pass): ``mean`` is the mean over
+    all members and passes, ``std`` their standard deviation (over the members
+    alone when ``mc_samples`` is 0).
+    """
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    n_tracks = len(models[0].hparams.tracks)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    inputs = {}  # one input per position-channel setting of the members
+
+    def outputs(member, inp: torch.Tensor) -> torch.Tensor:
+        if rates:
+            return member.predict_outputs(inp, rates=True).float()
+        return member.predict_values(inp).float()
+
+    def once(member) -> torch.Tensor:
+        scale = getattr(member, "position_scale", None)
+        if scale not in inputs:
+            inputs[scale] = torch.from_numpy(encode_input(codes, scale, starts, chrom_size)).to(device)
+        x = inputs[scale]
+        y = outputs(member, x)
         if reverse_complement:
-            # reverse complement of one-hot (A,C,G,T) = flip channels and positions
-            y = (y + model.predict_values(x.flip(1, 2)).float().flip(2)) / 2
+            y = (y + outputs(member, reverse_complement_input(x)).flip(2)) / 2
         if smooth <= 1:
             return y
         off = (codes.shape[-1] - y.shape[-1]) // 2  # output position j is window position j + off
@@ -91,15 +136,21 @@ def predict_batch(model: SeqUNetModule, codes: np.ndarray, device: torch.device,
         return running_mean(y, smooth, bounds)
 
     with autocast:
-        if mc_samples > 0:
-            model.net.mc_dropout(True)
-            try:
-                samples = torch.stack([once() for _ in range(mc_samples)])
-            finally:
-                model.net.mc_dropout(False)
-            y, sd = samples.mean(0), samples.std(0, correction=1 if mc_samples > 1 else 0)
+        samples = []
+        for member in models:
+            if mc_samples > 0:
+                member.net.mc_dropout(True)
+                try:
+                    samples += [once(member) for _ in range(mc_samples)]
+                finally:
+                    member.net.mc_dropout(False)
+            else:
+                samples.append(once(member))
+        if len(samples) > 1:
+            stacked = torch.stack(samples)
+            y, sd = stacked.mean(0), stacked[:, :, :n_tracks].std(0, correction=1)
         else:
-            y, sd = once(), None
+            y, sd = samples[0], (torch.zeros_like(samples[0][:, :n_tracks]) if mc_samples > 0 else None)
     return _full_length(y, codes.shape[-1]), (None if sd is None else _full_length(sd, codes.shape[-1]))
 
 
@@ -165,17 +216,18 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
                    reverse_complement: bool = True, mask_unknown: bool = False,
                    device: str = "auto", mc_samples: int = 0, seed: int = 0,
                    smooth: int | str = "auto", std_precision: float | None = None,
-                   devices: int = 1) -> dict[str, Path]:
+                   devices: int = 1, rate_precision: float = 0.001, blend: int | str = "auto") -> dict[str, Path]:
     """Predict every base of every chromosome of ``fasta`` and write ``<out_dir>/<track>.bw``.
 
     Args:
-        ckpt: trained checkpoint.
+        ckpt: trained checkpoint, or a list of them: a seed ensemble, whose members'
+            predictions are averaged per base (and their spread joins the sd tracks).
         fasta: the genome: an indexed FASTA, or any plain or gzip FASTA, which is then
             prepared and indexed as ``<out_dir>/genome/genome.fa`` first.
         out_dir: output folder.
         window_length: prediction window; default the training window.
         crop: bases dropped at each inner window edge; default ``window_length // 8``
-            (at least the output offset of a ``valid``-padding network plus half the smoothing).
+            (at least what :func:`window_crop` says the geometry needs).
         batch_size: windows per forward pass.
         precision: bigWig values are rounded to this step (max error ``precision / 2``).
         std_precision: the same for the Monte Carlo sd tracks, whose values are
@@ -192,9 +244,13 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         devices: processes predicting in parallel (see the module docstring): CPU
             processes with ``device="cpu"``, else that many GPUs (``device`` ``cuda``
             or ``auto``). The output does not depend on it.
+        rate_precision: rounding step of the initiation-rate tracks (per minute and kb).
+        blend: bases over which neighbouring windows cross-fade (see :mod:`~seq_unet.predict.tiling`);
+            ``"auto"``: a sixteenth of the window; 0: hard cuts.
 
     Returns:
-        The written bigWig path per track, and per ``<track>.std`` with ``mc_samples``.
+        The written bigWig path per track, per ``<track>.initiation`` for a kinetic
+        model, and per ``<track>.std`` with ``mc_samples`` or an ensemble.
     """
     devices = int(devices)
     if devices < 1:
@@ -203,35 +259,37 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         raise InputError(f"predict.device={device} names one device; with predict.devices={devices} use "
                          "predict.device=cuda (GPUs 0..N-1, or those CUDA_VISIBLE_DEVICES lists), cpu or auto")
     dev = resolve_device(device) if devices == 1 else torch.device("cpu")  # devices > 1: the workers' own
-    model = load_model(ckpt, dev)
+    ckpts = checkpoint_list(ckpt)
+    members = load_members(ckpts, dev)
+    model = members[0]
     length = int(window_length or model.hparams.window_length)
     try:
-        off = model.net.geometry.offset(length)
+        off = max(m.net.geometry.offset(length) for m in members)
+        if any(m.net.geometry.offset(length) != off for m in members):
+            raise ValueError("the ensemble members' outputs are not aligned (model.padding differs)")
     except ValueError as exc:
         raise InputError(f"predict.window_length: {exc}") from exc
     width = _smooth_width(smooth, int(model.hparams.target_resolution))
-    # kept bases need the whole smoothing span inside the network's output
-    crop = max(length // 8 if crop is None else int(crop), off + width // 2)
-    if 2 * crop >= length:
-        raise InputError(f"predict.crop {crop} leaves nothing of a {length}-bp window; use a smaller crop")
+    blend = blend_width(blend, length)
+    crop = max(window_crop(m, length, width, crop, blend) for m in members)
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
-    names = tracks + ([f"{t}.std" for t in tracks] if mc_samples > 0 else [])
-    job = _Job(ckpt=str(ckpt), fasta=str(_indexed(fasta, out_dir)), paths={n: out_dir / f"{n}.bw" for n in names},
+    names, rows = output_rows(model, mc_samples, len(members))
+    job = _Job(ckpt=ckpts, fasta=str(_indexed(fasta, out_dir)), paths={n: out_dir / f"{n}.bw" for n in names},
                length=length, crop=crop, off=off, width=width, batch_size=int(batch_size), precision=precision,
                std_precision=precision / 10 if std_precision is None else std_precision,
                reverse_complement=reverse_complement, mask_unknown=mask_unknown, mc_samples=int(mc_samples),
-               seed=int(seed))
+               seed=int(seed), rows=rows, rate_precision=rate_precision, blend=blend)
     genome = Genome(job.fasta)
     where = dev if devices == 1 else f"{devices} processes ({_accelerator(device)})"
     log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
-             "running mean over %d bp, %s, on %s", len(tracks), len(genome.sizes), sum(genome.sizes.values()),
+             "running mean over %d bp, %s, %s, on %s", len(tracks), len(genome.sizes), sum(genome.sizes.values()),
              length, crop, off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off",
-             where)
+             f"an ensemble of {len(members)} models" if len(members) > 1 else "one model", where)
     if devices == 1:
-        _predict_share(job, model, dev)
+        _predict_share(job, members, dev)
     else:
-        del model
+        del model, members
         _launch(job, device, devices)
     return dict(job.paths)
 
@@ -241,7 +299,7 @@ class _Job:
     """What every process of a prediction needs (plain values: sent to spawned processes; not frozen,
     as Lightning's launcher rebuilds dataclasses among the arguments)."""
 
-    ckpt: str
+    ckpt: list
     fasta: str
     paths: dict
     length: int
@@ -255,6 +313,51 @@ class _Job:
     mask_unknown: bool
     mc_samples: int
     seed: int
+    rows: list
+    rate_precision: float
+    blend: int = 0
+
+    @property
+    def rates(self) -> bool:
+        return any(n.endswith(INITIATION) for n in self.paths)
+
+    def precision_of(self, name: str) -> float:
+        if name.endswith(".std"):
+            return self.std_precision
+        return self.rate_precision if name.endswith(INITIATION) else self.precision
+
+
+INITIATION = ".initiation"
+
+
+def output_rows(model, mc_samples: int, members: int = 1) -> tuple[list[str], list[int]]:
+    """Output names (``<track>``, ``<track>.initiation``, ``<track>.std``) and, for each, its row in the
+    stacked (mean, sd) output of :func:`predict_batch` (``rates=True`` for a kinetic model)."""
+    tracks = list(model.hparams.tracks)
+    names, rows = list(tracks), list(range(len(tracks)))
+    n_rates = 0
+    if getattr(model, "kinetic", False):
+        n_rates = model.head.n_channels
+        names += [f"{t}{INITIATION}" for t in tracks]
+        rows += [len(tracks) + (i if n_rates > 1 else 0) for i in range(len(tracks))]
+    if mc_samples > 0 or members > 1:
+        names += [f"{t}.std" for t in tracks]
+        rows += [len(tracks) + n_rates + i for i in range(len(tracks))]
+    return names, rows
+
+
+def window_crop(model, length: int, width: int, crop: int | None = None, blend: int = 0) -> int:
+    """Bases dropped at each inner window edge: ``crop`` (default ``length // 8``), but at least what the
+    model's geometry needs: the output offset of a ``valid``-padding network, or the kinetic head's reach,
+    plus half the smoothing span (a kept base's running mean must be computed from trusted bases), plus
+    half the cross-fade between windows (blended bases lie that far past the kept part)."""
+    off = model.net.geometry.offset(length)
+    need = max(off, getattr(model, "context", 0)) + width // 2 + blend // 2
+    crop = max(length // 8 if crop is None else int(crop), need)
+    if 2 * crop >= length:
+        raise InputError(f"a crop of {crop} bp at each window edge leaves nothing of a {length}-bp window; "
+                         f"use a longer predict.window_length (at least {2 * need + 1}) or a smaller predict.crop")
+    return crop
 
 
 def batch_seed(seed: int, chrom: str, index: int) -> int:
@@ -263,7 +366,7 @@ def batch_seed(seed: int, chrom: str, index: int) -> int:
     return int(np.random.SeedSequence([seed, name, index]).generate_state(1, np.uint64)[0])
 
 
-def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int = 0, world_size: int = 1,
+def _predict_share(job: _Job, model: list[SeqUNetModule], dev: torch.device, rank: int = 0, world_size: int = 1,
                    group=None) -> None:
     """Predict batches ``rank, rank + world_size, ...`` of every chromosome; process 0 gathers and writes.
 
@@ -277,17 +380,16 @@ def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int
     names = list(job.paths)
     progress = Progress(sum(genome.sizes.values())) if rank == 0 else None
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(BigWigWriter(path, genome.sizes, job.std_precision if n.endswith(".std")
-                                                    else job.precision))
+        writers = [stack.enter_context(BigWigWriter(path, genome.sizes, job.precision_of(n)))
                    for n, path in job.paths.items()] if rank == 0 else []
         for chrom, size in genome.sizes.items():
             # virtual chromosome with `off` unknown bases at each end, so every real base
             # falls in the predicted centre of some window
-            pieces = plan_windows(size + 2 * off, length, job.crop)
+            pieces = plan_windows(size + 2 * off, length, job.crop, job.blend)
             batches = [pieces[b : b + job.batch_size] for b in range(0, len(pieces), job.batch_size)]
-            if rank == 0:
-                buf = np.empty((len(names), size + 2 * off), dtype=np.float32)
-            else:  # the kept parts of this process's windows, one after another
+            if rank == 0:  # windows add their weighted parts (cross-fades) to zeros
+                buf = np.zeros((len(names), size + 2 * off), dtype=np.float32)
+            else:  # the weighted parts of this process's windows, one after another
                 buf = np.empty((len(names), _kept(batches[rank::world_size])), dtype=np.float32)
                 cursor = 0
             for i in range(rank, len(batches), world_size):
@@ -297,15 +399,16 @@ def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int
                 inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
                 if job.mc_samples > 0:
                     torch.manual_seed(batch_seed(job.seed, chrom, i))
-                mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside)
-                out = mean if sd is None else np.concatenate([mean, sd], axis=1)
+                mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside,
+                                         np.array([p.start - off for p in batch]), size, job.rates)
+                out = (mean if sd is None else np.concatenate([mean, sd], axis=1))[:, job.rows]
                 for p, o in zip(batch, out):
                     if rank == 0:
                         place(buf, p, o)
                     else:
-                        n = p.keep_to - p.keep_from
-                        buf[:, cursor : cursor + n] = o[:, p.keep_from - p.start : p.keep_to - p.start]
-                        cursor += n
+                        part = contribution(p, o)
+                        buf[:, cursor : cursor + part.shape[-1]] = part
+                        cursor += part.shape[-1]
                 if progress is not None:  # the other processes predict the batches after this one meanwhile
                     done = [p for b in batches[i : i + world_size] for p in b]
                     progress.update(sum(p.keep_to - p.keep_from for p in done) - _overhang(done, off, size))
@@ -320,9 +423,10 @@ def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int
                     dist.recv(part, src=r, group=group)
                 got, cursor = got.numpy(), 0
                 for p in share:
-                    n = p.keep_to - p.keep_from
-                    buf[:, p.keep_from : p.keep_to] = got[:, cursor : cursor + n]
-                    cursor += n
+                    lo, hi = p.span
+                    # at most two windows meet at a base, and a + b == b + a: the same bits in any order
+                    buf[:, lo:hi] += got[:, cursor : cursor + hi - lo]
+                    cursor += hi - lo
             values = buf[:, off : off + size]
             if job.mask_unknown:
                 values[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
@@ -331,7 +435,8 @@ def _predict_share(job: _Job, model: SeqUNetModule, dev: torch.device, rank: int
 
 
 def _kept(batches) -> int:
-    return sum(p.keep_to - p.keep_from for b in batches for p in b)
+    """Bases the windows of ``batches`` contribute to, cross-fades included."""
+    return sum(p.span[1] - p.span[0] for b in batches for p in b)
 
 
 def _parts(t: torch.Tensor, size: int = 1 << 26) -> list[torch.Tensor]:
@@ -392,7 +497,7 @@ def _worker(fabric, job: _Job, queue, level: int) -> None:
     # the windows' outputs travel between processes as CPU tensors (gloo), whatever the device
     group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
     try:
-        model = load_model(job.ckpt, fabric.device)
+        model = load_members(job.ckpt, fabric.device)
         _predict_share(job, model, fabric.device, rank, world_size, group)
     except OSError as exc:
         if exc.errno not in WRITE_ERRORS:
@@ -410,6 +515,19 @@ def _indexed(fasta: str | Path, out_dir: str | Path) -> Path:
     log.info("%s has no .fai index: preparing an indexed copy as %s", fasta, dst)
     prepare_fasta(fasta, dst)
     return dst
+
+
+def blend_width(blend: int | str, length: int) -> int:
+    """The cross-fade width from the ``blend`` option: ``"auto"`` is ``length // 16``."""
+    if blend == "auto":
+        return length // 16
+    try:
+        width = int(blend)
+    except (TypeError, ValueError):
+        raise InputError(f"predict.blend must be 'auto' or a number of bases, not {blend!r}") from None
+    if width < 0:
+        raise InputError(f"predict.blend must be >= 0, not {width}")
+    return width
 
 
 def _smooth_width(smooth: int | str, resolution: int) -> int:

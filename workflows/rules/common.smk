@@ -3,7 +3,7 @@
 import os
 import shlex
 
-import yaml
+from omegaconf import OmegaConf
 from snakemake.utils import validate
 
 
@@ -25,12 +25,33 @@ def _data_config_path():
     )
 
 
-with open(_data_config_path()) as _fh:
-    DATA_CFG = yaml.safe_load(_fh)
+def _compose(overrides):
+    """The configuration every step composes (Hydra's compose API over conf/ and conf_dir)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
+    from seq_unet.cli.main import config_dir
+    from seq_unet.config import register
+
+    register()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise WorkflowError(f"the configuration does not compose ({' '.join(overrides)}): {exc}")
+
+
+_args = [f"data={DATA}"]
+if config.get("conf_dir"):
+    _args.append(f"hydra.searchpath=[file://{os.path.abspath(config['conf_dir'])}]")
+_data_config_path()  # a missing data config is named before Hydra looks for it
+CFG = _compose(_args + shlex.split(config.get("overrides") or ""))
 for _key in ("name", "fasta", "tracks", "val_chroms", "test_chroms"):
-    if _key not in DATA_CFG:
+    if OmegaConf.is_missing(CFG.data, _key):
         raise WorkflowError(f"data config {_data_config_path()} lacks the key {_key!r}")
+DATA_CFG = OmegaConf.to_container(CFG.data, resolve=True)
 if DATA_CFG["name"] != DATA:
     raise WorkflowError(f"{_data_config_path()} has name {DATA_CFG['name']!r}; it must equal its file name {DATA!r}")
 
@@ -38,15 +59,20 @@ TRACKS = list(DATA_CFG["tracks"])
 TRACK_FILES = [str(p) for p in DATA_CFG["tracks"].values()]
 BLACKLIST = [DATA_CFG["blacklist"]] if DATA_CFG.get("blacklist") else []
 
-_args = [f"data={DATA}"]
-if config.get("conf_dir"):
-    _args.append(f"hydra.searchpath=[file://{os.path.abspath(config['conf_dir'])}]")
 HYDRA = " ".join(shlex.quote(a) for a in _args)
 if config.get("overrides"):
     HYDRA += " " + config["overrides"]
 
 MC_SAMPLES = int(config.get("mc_samples", 0))
-PREDICTED = TRACKS + ([f"{t}.std" for t in TRACKS] if MC_SAMPLES > 0 else [])
+ENSEMBLE = int(config.get("ensemble", 1))
+KINETIC = CFG.model.head == "kinetic"
+# every prediction: the tracks, their initiation rates (kinetic head), their uncertainty (Monte Carlo
+# dropout or an ensemble)
+PREDICTED = (TRACKS + ([f"{t}.initiation" for t in TRACKS] if KINETIC else [])
+             + ([f"{t}.std" for t in TRACKS] if MC_SAMPLES > 0 or ENSEMBLE > 1 else []))
+# the trained model: one checkpoint, or one per member of a seed ensemble (seeds 0..K-1)
+CHECKPOINTS = ([f"{RESULTS}/train/best.ckpt"] if ENSEMBLE == 1
+               else [f"{RESULTS}/train/member{m}/best.ckpt" for m in range(ENSEMBLE)])
 
 BASELINES = ["gc", "kmer_ridge"]
 

@@ -100,9 +100,37 @@ rule train:
         "seq-unet train {params.hydra} train.num_workers={threads} > {log} 2>&1"
 
 
+# a member of a seed ensemble (`ensemble: K` in the workflow config): the same training with seed M
+rule train_member:
+    input:
+        rules.extract.output[0],
+    output:
+        ckpt=f"{RESULTS}/train/member{{member}}/best.ckpt",
+        summary=f"{RESULTS}/train/member{{member}}/train_summary.json",
+    log:
+        f"{RESULTS}/logs/train_member{{member}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_member{{member}}.tsv"
+    wildcard_constraints:
+        member=r"\d+",
+    params:
+        hydra=HYDRA,
+        run_dir=lambda wildcards: f"{RESULTS}/train/member{wildcards.member}",
+    threads: step_resource("train", "threads")
+    resources:
+        mem_mb=per_attempt("train", "mem_mb"),
+        runtime=per_attempt("train", "runtime"),
+        gpu=step_resource("train", "gpu"),
+    conda:
+        "../envs/seq-unet.yaml"
+    shell:
+        "seq-unet train {params.hydra} seed={wildcards.member} hydra.run.dir={params.run_dir} "
+        "train.num_workers={threads} > {log} 2>&1"
+
+
 rule predict:
     input:
-        ckpt=rules.train.output.ckpt,
+        ckpt=CHECKPOINTS,
         fasta=rules.genome.output.fasta,
         fai=rules.genome.output.fai,
     output:
@@ -114,6 +142,7 @@ rule predict:
     params:
         hydra=HYDRA,
         mc=MC_SAMPLES,
+        ckpt=lambda wildcards, input: shlex.quote("predict.ckpt=[" + ",".join(input.ckpt) + "]") if ENSEMBLE > 1 else "",
     threads: step_resource("predict", "threads")
     resources:
         mem_mb=per_attempt("predict", "mem_mb"),
@@ -122,7 +151,7 @@ rule predict:
     conda:
         "../envs/seq-unet.yaml"
     shell:
-        "seq-unet predict {params.hydra} predict.mc_samples={params.mc} > {log} 2>&1"
+        "seq-unet predict {params.hydra} predict.mc_samples={params.mc} {params.ckpt} > {log} 2>&1"
 
 
 rule baseline:
@@ -157,6 +186,7 @@ rule evaluate:
     output:
         metrics=f"{RESULTS}/eval/metrics.tsv",
         plots=expand(f"{RESULTS}/eval/{{track}}.test_chroms.png", track=TRACKS),
+        origins=f"{RESULTS}/eval/origins.tsv",
     log:
         f"{RESULTS}/logs/evaluate.log",
     benchmark:

@@ -41,7 +41,7 @@ class DataConfig:
 @dataclass
 class KineticConfig:
     bin_size: int = 1000
-    reach: int = 64000
+    reach: int = 32000
     fork_speed: float = 2000.0
     shared_rates: bool = False
     init_fraction: float = 0.4

@@ -128,7 +128,7 @@ def split_model_options(model: dict | None) -> tuple[dict, dict]:
 def kinetic_options(kinetic: dict | None) -> tuple[KineticGeometry, dict]:
     """``model.kinetic`` as the geometry of the kinetics and the other :class:`KineticHead` arguments."""
     k = dict(kinetic or {})
-    geometry = KineticGeometry(int(k.pop("bin_size", 1000)), int(k.pop("reach", 64000)),
+    geometry = KineticGeometry(int(k.pop("bin_size", 1000)), int(k.pop("reach", 32000)),
                                float(k.pop("fork_speed", 2000.0)))
     return geometry, k
 

@@ -151,7 +151,7 @@ def test_predict_refuses_a_checkpoint_made_for_other_data(tiny_genome, tmp_path)
         f"name: tiny\nfasta: {tiny_genome['fasta']}\ntracks:\n  gc: {tracks['gc']}\n  noisy: {tracks['noisy']}\n"
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrB]\n"
         "window_length: 4000\nstride: 2000\nmax_shift: 0\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n")
-    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2",
+    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4",
               "predict.device=cpu", "predict.out_dir=pred"]
     assert _run("genome", *common, cwd=tmp_path).returncode == 0
     genome_md5 = file_md5(tmp_path / "results/tiny/genome/genome.fa")

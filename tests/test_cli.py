@@ -38,7 +38,7 @@ def test_unknown_test_chromosome_is_a_clear_error(tiny_genome, tmp_path):
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrZ]\n"
         "window_length: 4000\nstride: 2000\nmax_shift: 0\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
     )
-    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2"]
+    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
     assert _run("genome", *common, cwd=tmp_path).returncode == 0
     out = _run("windows", *common, cwd=tmp_path)
     assert out.returncode == 2

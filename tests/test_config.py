@@ -29,7 +29,7 @@ def _data_config(tmp_path: Path, tiny_genome: dict, **changes) -> list[str]:
     conf = tmp_path / "conf" / "data"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "tiny.yaml").write_text(yaml.safe_dump(data))
-    return ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2"]
+    return ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -42,7 +42,7 @@ def test_the_shipped_configs_fit_the_schema():
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         for experiment in [None] + sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml")):
             cfg = compose("config", overrides=[f"experiment={experiment}"] if experiment else [])
-            assert cfg.model.depth == 5 and cfg.data.name == "sacCer3"
+            assert cfg.model.depth == 4 and cfg.data.name == "sacCer3"
 
 
 @pytest.mark.parametrize("args, message", [

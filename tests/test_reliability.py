@@ -199,7 +199,7 @@ def _limit_file_size(limit: int):
 def test_a_write_that_fails_midway_is_a_clear_error_and_leaves_nothing(tiny_genome, tmp_path):
     """Files may not grow past 1 kB (RLIMIT_FSIZE: the write fails with EFBIG, as a full disk fails with ENOSPC)."""
     conf = write_tiny_config(tmp_path, tiny_genome)
-    common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2"]
+    common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4"]
     assert subprocess.run([EXE, "genome", *common], cwd=tmp_path, capture_output=True).returncode == 0
     # Hydra writes its record of the run (.hydra/config.yaml ...) first
     out = subprocess.run([EXE, "windows", *common], cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -258,7 +258,7 @@ def test_a_really_full_disk(tiny_genome, tiny_prepared, tmp_path):
             except OSError:
                 pass
         conf = write_tiny_config(tmp_path, tiny_genome)
-        common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2"]
+        common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4"]
         assert subprocess.run([EXE, "genome", *common], cwd=tmp_path, capture_output=True).returncode == 0
         windows = disk / "windows.tsv"
         out = subprocess.run([EXE, "windows", *common, f"paths.windows={windows}"], cwd=tmp_path,

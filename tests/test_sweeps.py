@@ -169,7 +169,7 @@ def test_the_sweep_configs_compose_with_the_schema():
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 1234
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert {"model.depth", "model.base_channels", "train.lr"} <= set(sweeper.params)
-    assert cfg.model.depth == 5 and cfg.data.name == "sacCer3"
+    assert cfg.model.depth == 4 and cfg.data.name == "sacCer3"
 
     cfg = _hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=60")
     launcher = cfg.hydra.launcher
@@ -194,7 +194,8 @@ def test_depths_of_the_search_space_fit_the_default_windows():
     for depth in choices["model.depth"]:
         for kernel in choices["model.kernel_size"]:
             for blocks in choices["model.bottleneck_blocks"]:
-                model = {**cfg.model, "depth": depth, "kernel_size": kernel, "bottleneck_blocks": blocks}
+                model = {**cfg.model, "pool": int(params["model.pool"]), "depth": depth, "kernel_size": kernel,
+                         "bottleneck_blocks": blocks}
                 assert geometry_from_config(model).accepts(cfg.data.window_length), model
 
 

@@ -486,10 +486,11 @@ def _origin_report(cfg: DictConfig, tracks: dict[str, str], chroms: list[str], p
     test chromosomes lie near an exact origin-motif match, against random positions."""
     import pandas as pd
 
-    from seq_unet.evaluate.origins import peak_enrichment
+    from seq_unet.evaluate.origins import motif_sites, peak_enrichment
     from seq_unet.io.atomic import atomic_path
 
     o = cfg.evaluate.origins
+    sites = motif_sites(cfg.paths.fasta, chroms, o.motif)  # one scan of the genome for every signal
     rows = []
     for t, measured in tracks.items():
         candidates = {"measured": measured, "seq-unet": Path(cfg.paths.predictions) / f"{t}.bw",
@@ -498,7 +499,7 @@ def _origin_report(cfg: DictConfig, tracks: dict[str, str], chroms: list[str], p
             if not Path(file).exists():
                 continue
             r = peak_enrichment(str(file), cfg.paths.fasta, chroms, n_peaks=o.peaks, radius=o.radius,
-                                separation=o.separation, motif=o.motif)
+                                separation=o.separation, motif=o.motif, sites=sites)
             rows.append({"track": t, "signal": kind, **r})
             log.info("origins %-8s %-24s: %d/%d top peaks within %d bp of %s (%.3f; random %.3f, %.2fx)", t, kind,
                      r["peaks_with_motif"], r["peaks"], o.radius, o.motif, r["peak_fraction"],

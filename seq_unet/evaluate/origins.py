@@ -61,18 +61,27 @@ def _near(positions: np.ndarray, sites: np.ndarray, radius: int) -> np.ndarray:
     return np.minimum(left, right) <= radius
 
 
-def peak_enrichment(track: str, fasta: str, chroms: list[str], n_peaks: int = 300, radius: int = 200,
-                    separation: int = 2000, motif: str = ACS, n_random: int = 20000, seed: int = 0) -> dict:
-    """The fraction of ``track``'s top ``n_peaks`` peaks on ``chroms`` with a ``motif`` match within ``radius``
-    bases, against random positions of the same chromosomes (uniform over their bases)."""
+def motif_sites(fasta: str, chroms: list[str], motif: str = ACS) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per chromosome, the centres of ``motif``'s exact matches (:func:`motif_positions`), and the sizes."""
     genome = Genome(fasta)
+    sizes = {c: genome.sizes[c] for c in chroms}
+    return {c: motif_positions(_LETTERS[genome.codes(c, 0, n)].tobytes().decode(), motif)
+            for c, n in sizes.items()}, sizes
+
+
+def peak_enrichment(track: str, fasta: str, chroms: list[str], n_peaks: int = 300, radius: int = 200,
+                    separation: int = 2000, motif: str = ACS, n_random: int = 20000, seed: int = 0,
+                    sites: tuple[dict[str, np.ndarray], dict[str, int]] | None = None) -> dict:
+    """The fraction of ``track``'s top ``n_peaks`` peaks on ``chroms`` with a ``motif`` match within ``radius``
+    bases, against random positions of the same chromosomes (uniform over their bases). ``sites``: the
+    result of :func:`motif_sites` for these chromosomes, to scan the genome once for several tracks."""
+    sites, sizes = sites if sites is not None else motif_sites(fasta, chroms, motif)
     bw = open_bigwig(track)
     rng = np.random.default_rng(seed)
-    candidates, sites = [], {}
+    candidates = []
     try:
         for c in chroms:
-            size = genome.sizes[c]
-            sites[c] = motif_positions(_LETTERS[genome.codes(c, 0, size)].tobytes().decode(), motif)
+            size = sizes[c]
             values = read_values(bw, c, 0, size, size)
             peaks = top_peaks(values, n_peaks, separation)
             candidates += [(float(values[p]), c, int(p)) for p in peaks]
@@ -81,11 +90,11 @@ def peak_enrichment(track: str, fasta: str, chroms: list[str], n_peaks: int = 30
     candidates.sort(reverse=True)
     chosen = candidates[:n_peaks]
     hit = sum(bool(_near(np.array([p]), sites[c], radius)[0]) for _, c, p in chosen)
-    lengths = np.array([genome.sizes[c] for c in chroms], dtype=float)
+    lengths = np.array([sizes[c] for c in chroms], dtype=float)
     picks = rng.choice(len(chroms), size=n_random, p=lengths / lengths.sum())
     random_hits = 0
     for j, c in enumerate(chroms):
-        pos = rng.integers(0, genome.sizes[c], size=int((picks == j).sum()))
+        pos = rng.integers(0, sizes[c], size=int((picks == j).sum()))
         random_hits += int(_near(pos, sites[c], radius).sum())
     peak_fraction = hit / max(len(chosen), 1)
     random_fraction = random_hits / n_random

@@ -517,29 +517,27 @@ def _indexed(fasta: str | Path, out_dir: str | Path) -> Path:
     return dst
 
 
+def _width_option(value: int | str, auto: int, name: str) -> int:
+    """A width in bases from an option that is ``"auto"`` (then ``auto``) or a number >= 0."""
+    if value == "auto":
+        return auto
+    try:
+        width = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be 'auto' or a number of bases, not {value!r}") from None
+    if width < 0:
+        raise InputError(f"{name} must be >= 0, not {width}")
+    return width
+
+
 def blend_width(blend: int | str, length: int) -> int:
     """The cross-fade width from the ``blend`` option: ``"auto"`` is ``length // 16``."""
-    if blend == "auto":
-        return length // 16
-    try:
-        width = int(blend)
-    except (TypeError, ValueError):
-        raise InputError(f"predict.blend must be 'auto' or a number of bases, not {blend!r}") from None
-    if width < 0:
-        raise InputError(f"predict.blend must be >= 0, not {width}")
-    return width
+    return _width_option(blend, length // 16, "predict.blend")
 
 
 def _smooth_width(smooth: int | str, resolution: int) -> int:
     """Odd running-mean width from the ``smooth`` option (see :func:`predict_genome`)."""
-    if smooth == "auto":
-        smooth = resolution
-    try:
-        width = int(smooth)
-    except (TypeError, ValueError):
-        raise InputError(f"predict.smooth must be 'auto' or a number of bases, not {smooth!r}") from None
-    if width < 0:
-        raise InputError(f"predict.smooth must be >= 0, not {width}")
+    width = _width_option(smooth, resolution, "predict.smooth")
     return width + 1 - width % 2 if width > 1 else 1
 
 

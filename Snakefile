@@ -4,6 +4,7 @@
 #   snakemake --cores 2                        # bundled yeast data (conf/data/sacCer3.yaml)
 #   snakemake --cores 8 --config data=NAME     # conf/data/NAME.yaml, outputs in results/NAME/
 #   snakemake --profile workflows/profiles/slurm --config data=NAME   # each step a SLURM job
+#   snakemake --report report.html             # after a run: metrics, plots, resources, configuration
 #
 # Every rule calls a `seq-unet <step>` command, so each step also runs alone.
 
@@ -22,9 +23,15 @@ include: "workflows/rules/common.smk"
 include: "workflows/rules/pipeline.smk"
 
 
+# `snakemake --report report.html`: one self-contained page with the metrics, the plots, each
+# step's run time and memory and the configuration (captions in workflows/report/)
+report: "workflows/report/workflow.rst"
+
+
 rule all:
     input:
         final_outputs(),
+        benchmarks(),
     default_target: True
 
 

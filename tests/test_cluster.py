@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_workflow import snakemake_cmd, write_tiny_config
+from tests.workflow_helpers import snakemake_cmd, write_tiny_config
 
 PROFILE = REPO / "workflows" / "profiles" / "slurm"
 STEPS = ["genome", "windows", "extract", "train", "predict", "baseline", "evaluate", "browser"]

@@ -1,4 +1,6 @@
-# The pipeline steps. Each calls `seq-unet <step>` with the same Hydra arguments.
+# The pipeline steps. Each calls `seq-unet <step>` with the same Hydra arguments, plus the
+# paths of its input and output (params.hydra), so that every path is spelled here only.
+# params.digest is the rerun trigger: the configuration the step reads (common.smk, STEP_CONFIG).
 # Threads, memory (MB), wall time (minutes) and GPUs come from the workflow config
 # (resources.<step>); memory and wall time grow with each retry of a failed job.
 # A benchmark file per step records the wall time and peak memory it took, the
@@ -18,7 +20,11 @@ rule genome:
     benchmark:
         f"{RESULTS}/benchmarks/genome.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.fasta": from_output("fasta"),
+            "paths.chrom_sizes": from_output("sizes"),
+        }),
+        digest=config_digest("genome"),
     threads: step_resource("genome", "threads")
     resources:
         mem_mb=per_attempt("genome", "mem_mb"),
@@ -42,7 +48,8 @@ rule windows:
     benchmark:
         f"{RESULTS}/benchmarks/windows.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({"paths.fasta": from_input("fasta"), "paths.windows": from_output(0)}),
+        digest=config_digest("windows"),
     threads: step_resource("windows", "threads")
     resources:
         mem_mb=per_attempt("windows", "mem_mb"),
@@ -66,7 +73,12 @@ rule extract:
     benchmark:
         f"{RESULTS}/benchmarks/extract.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.windows": from_input("windows"),
+            "paths.fasta": from_input("fasta"),
+            "paths.dataset": from_output(0),
+        }),
+        digest=config_digest("extract"),
     threads: step_resource("extract", "threads")
     resources:
         mem_mb=per_attempt("extract", "mem_mb"),
@@ -88,7 +100,9 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({"paths.dataset": from_input(0)}),
+        run_dir=lambda wildcards, output: os.path.dirname(output.ckpt),  # Hydra's run folder: the outputs
+        digest=config_digest("train"),
     threads: step_resource("train", "threads")
     resources:
         mem_mb=per_attempt("train", "mem_mb"),
@@ -97,7 +111,7 @@ rule train:
     conda:
         "../envs/seq-unet.yaml"
     shell:
-        "seq-unet train {params.hydra} train.num_workers={threads} > {log} 2>&1"
+        "seq-unet train {params.hydra} hydra.run.dir={params.run_dir} train.num_workers={threads} > {log} 2>&1"
 
 
 # a member of a seed ensemble (`ensemble: K` in the workflow config): the same training with seed M
@@ -114,8 +128,9 @@ rule train_member:
     wildcard_constraints:
         member=r"\d+",
     params:
-        hydra=HYDRA,
-        run_dir=lambda wildcards: f"{RESULTS}/train/member{wildcards.member}",
+        hydra=hydra_args({"paths.dataset": from_input(0)}),
+        run_dir=lambda wildcards, output: os.path.dirname(output.ckpt),  # Hydra's run folder: the outputs
+        digest=config_digest("train", leave_out=["seed"]),
     threads: step_resource("train", "threads")
     resources:
         mem_mb=per_attempt("train", "mem_mb"),
@@ -140,7 +155,12 @@ rule predict:
     benchmark:
         f"{RESULTS}/benchmarks/predict.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.fasta": from_input("fasta"),
+            "paths.ckpt": from_input("ckpt"),
+            "paths.predictions": from_output(0, folder=True),
+        }),
+        digest=config_digest("predict"),
         mc=MC_SAMPLES,
         ckpt=lambda wildcards, input: shlex.quote("predict.ckpt=[" + ",".join(input.ckpt) + "]") if ENSEMBLE > 1 else "",
     threads: step_resource("predict", "threads")
@@ -166,7 +186,12 @@ rule baseline:
     benchmark:
         f"{RESULTS}/benchmarks/baseline.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.fasta": from_input("fasta"),
+            "paths.chrom_sizes": from_input("sizes"),
+            "paths.baseline": from_output(0, folder=True),
+        }),
+        digest=config_digest("baseline"),
     threads: step_resource("baseline", "threads")
     resources:
         mem_mb=per_attempt("baseline", "mem_mb"),
@@ -183,16 +208,32 @@ rule evaluate:
         baselines=rules.baseline.output,
         tracks=TRACK_FILES,
         sizes=rules.genome.output.sizes,
+        fasta=rules.genome.output.fasta,  # the origin-motif scan of the test chromosomes
     output:
-        metrics=f"{RESULTS}/eval/metrics.tsv",
-        plots=expand(f"{RESULTS}/eval/{{track}}.test_chroms.png", track=TRACKS),
-        origins=f"{RESULTS}/eval/origins.tsv",
+        metrics=report(f"{RESULTS}/eval/metrics.tsv", caption=caption("metrics"), category="Evaluation"),
+        plots=[
+            report(f"{RESULTS}/eval/{track}.test_chroms.png", caption=caption("plot"), category="Evaluation",
+                   labels={"track": track, "figure": "test chromosomes"})
+            for track in TRACKS
+        ],
+        origins=report(f"{RESULTS}/eval/origins.tsv", caption=caption("origins"), category="Evaluation"),
+        # Hydra's record of the run: the configuration every step composes (with the overrides)
+        config=report(f"{RESULTS}/evaluate/.hydra/config.yaml", caption=caption("config"),
+                      category="Configuration"),
     log:
         f"{RESULTS}/logs/evaluate.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.fasta": from_input("fasta"),
+            "paths.chrom_sizes": from_input("sizes"),
+            "paths.predictions": from_input("predictions", folder=True),
+            "paths.baseline": from_input("baselines", folder=True),
+            "paths.eval": from_output("metrics", folder=True),
+            "hydra.run.dir": from_output("config", folder=2),
+        }),
+        digest=config_digest("evaluate"),
     threads: step_resource("evaluate", "threads")
     resources:
         mem_mb=per_attempt("evaluate", "mem_mb"),
@@ -217,7 +258,12 @@ rule browser:
     benchmark:
         f"{RESULTS}/benchmarks/browser.tsv"
     params:
-        hydra=HYDRA,
+        hydra=hydra_args({
+            "paths.fasta": from_input("fasta"),
+            "paths.predictions": from_input("predictions", folder=True),
+            "paths.browser": from_output("session", folder=True),
+        }),
+        digest=config_digest("browser"),
     threads: step_resource("browser", "threads")
     resources:
         mem_mb=per_attempt("browser", "mem_mb"),

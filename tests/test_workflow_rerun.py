@@ -41,9 +41,9 @@ def done(tiny_genome, tmp_path_factory):
     return work, conf
 
 
-def planned(work: Path, conf: Path, overrides: list[str] = OVERRIDES) -> set[str]:
+def planned(work: Path, conf: Path, overrides: list[str] = OVERRIDES, mc_samples: int = MC_SAMPLES) -> set[str]:
     """The steps a dry run would run (the job-stats table, less the target rule `all`)."""
-    run = run_snakemake(work, conf, "--dry-run", overrides=overrides, mc_samples=MC_SAMPLES)
+    run = run_snakemake(work, conf, "--dry-run", overrides=overrides, mc_samples=mc_samples)
     text = run.stdout + run.stderr
     assert run.returncode == 0, text[-3000:]
     if "Nothing to be done" in text:
@@ -149,3 +149,9 @@ def test_a_geometry_value_of_the_model_also_reruns_the_window_check(done):
     """windows refuses a window length the U-Net cannot take: it reads the model's geometry."""
     work, conf = done
     assert planned(work, conf, with_override("model.kernel_size", "3")) == {"windows", "extract"} | DOWNSTREAM_OF_TRAIN
+
+
+def test_a_workflow_setting_reruns_the_steps_it_reaches(done):
+    """mc_samples (workflow config): the prediction's Monte Carlo passes; its uncertainty tracks are new outputs."""
+    work, conf = done
+    assert planned(work, conf, mc_samples=2) == {"predict", "evaluate", "browser"}

@@ -72,6 +72,7 @@ class ModelConfig:
     dilation_growth: int = 2
     dropout: float = 0.2
     checkpointing: bool = False
+    coarse_head: bool = False
 
 
 @dataclass

@@ -116,3 +116,34 @@ def test_mc_dropout_switches_only_dropout():
         assert not any(m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d))
         net.mc_dropout(False)
         assert torch.equal(net(x), net(x))
+
+
+def test_coarse_head_starts_as_the_plain_network_then_learns_per_bottleneck_position():
+    torch.manual_seed(0)
+    plain = SeqUNet(n_tracks=2, depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1).eval()
+    torch.manual_seed(0)
+    coarse = SeqUNet(n_tracks=2, depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1,
+                     coarse_head=True).eval()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, 256)), 4).float().transpose(1, 2)
+    torch.testing.assert_close(coarse(x), plain(x))  # zero-initialised: the same function at the start
+    # a bias on the coarse path moves the output by the same amount at every base; a weight on one
+    # bottleneck channel changes each run of 16 bases (4 x 4 pooling) by one value
+    with torch.no_grad():
+        coarse.coarse.bias.fill_(0.5)
+    torch.testing.assert_close(coarse(x), plain(x) + 0.5)
+    with torch.no_grad():
+        coarse.coarse.bias.zero_()
+        coarse.coarse.weight[0, 0, 0] = 1.0
+    diff = (coarse(x) - plain(x))[0, 0]
+    steps = diff.reshape(-1, 16)
+    torch.testing.assert_close(steps, steps[:, :1].expand_as(steps))
+    assert steps[:, 0].abs().max() > 0
+    # the loss reaches the bottleneck through the coarse head in one layer
+    coarse.train()
+    coarse(x).sum().backward()
+    assert coarse.coarse.weight.grad.abs().sum() > 0
+
+
+def test_coarse_head_needs_same_padding():
+    with pytest.raises(ValueError, match="coarse_head needs model.padding: same"):
+        SeqUNet(n_tracks=1, depth=2, pool=4, padding="valid", coarse_head=True)

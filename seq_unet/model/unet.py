@@ -56,6 +56,10 @@ class SeqUNet(nn.Module):
         dropout: dropout probability inside blocks (also used by MC dropout).
         checkpointing: recompute encoder activations in the backward pass.
         in_channels: input channels (4 for one-hot A, C, G, T).
+        coarse_head: also map the bottleneck features to the outputs (a 1x1 convolution, starting
+            at zero) and add them, repeated over the bases each bottleneck position stands for, to the
+            per-base head: the context-seeing bottleneck gets a one-layer path to the loss instead of
+            one through every decoder level (``padding: same`` only).
 
     Shapes:
         ``forward(x)``: ``x`` one-hot ``(batch, 4, length)`` float32 ->
@@ -85,6 +89,7 @@ class SeqUNet(nn.Module):
         dropout: float = 0.2,
         checkpointing: bool = False,
         in_channels: int = 4,
+        coarse_head: bool = False,
     ):
         super().__init__()
         if depth < 1:
@@ -119,6 +124,14 @@ class SeqUNet(nn.Module):
             for i in range(depth)
         )
         self.head = nn.Conv1d(chans[0], n_tracks, 1)
+        self.coarse = None
+        if coarse_head:
+            if padding != "same":
+                raise ValueError("model.coarse_head needs model.padding: same (the bottleneck then spans the "
+                                 "output exactly)")
+            self.coarse = nn.Conv1d(chans[depth], n_tracks, 1)
+            nn.init.zeros_(self.coarse.weight)  # the network starts as without it
+            nn.init.zeros_(self.coarse.bias)
 
     @property
     def length_multiple(self) -> int:
@@ -141,11 +154,15 @@ class SeqUNet(nn.Module):
             skips.append(h)
             h = self._run(enc, down(h))
         h = self.bottleneck(h)
+        coarse = None if self.coarse is None else self.coarse(h)
         for i in reversed(range(self.depth)):
             h = self.ups[i](h)
             h = self.merges[i](h, skips[i])
             h = self.decoders[i](h)
-        return self.head(h)
+        out = self.head(h)
+        if coarse is not None:  # each bottleneck position stands for `multiple` bases
+            out = out + coarse.repeat_interleave(out.shape[-1] // coarse.shape[-1], dim=-1)
+        return out
 
     def mc_dropout(self, enabled: bool = True) -> None:
         """Keep dropout stochastic in eval mode (Monte Carlo dropout); norms stay in eval mode."""

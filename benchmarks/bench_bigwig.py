@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyBigWig
 import pybigtools
+import pyBigWig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter  # noqa: E402
@@ -115,8 +115,9 @@ def main() -> None:
             print(f"{name:18s} {seconds:8.2f} s  {bases / seconds / 1e6:8.1f} Mbp/s  "
                   f"{rows[name][1] / 1e6:9.2f} MB  max error {rows[name][2]:.2e}")
     (t_base, s_base, _), (t_runs, s_runs, err) = rows.values()
+    verdict = "ok" if err <= args.precision / 2 + 1e-6 else "EXCEEDED"
     print(f"speed ratio {t_base / t_runs:.1f}x, size ratio {s_base / s_runs:.1f}x, "
-          f"max error {err:.5f} (bound {args.precision / 2:.5f}: {'ok' if err <= args.precision / 2 + 1e-6 else 'EXCEEDED'})")
+          f"max error {err:.5f} (bound {args.precision / 2:.5f}: {verdict})")
 
 
 if __name__ == "__main__":

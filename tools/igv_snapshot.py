@@ -18,8 +18,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.test_browser_igv import CHROMIUM_ARGS, IGV_DIST, OFFLINE, PAGE, _chromium_path  # noqa: E402
-from tests.test_browser_igv import _RangeHandler  # noqa: E402
+from tests.test_browser_igv import (  # noqa: E402
+    CHROMIUM_ARGS,
+    IGV_DIST,
+    OFFLINE,
+    PAGE,
+    _chromium_path,
+    _RangeHandler,
+)
 
 
 def main() -> None:

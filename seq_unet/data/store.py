@@ -28,9 +28,9 @@ from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir, ensure_free_space
 from seq_unet.io.genome import Genome, file_md5, one_hot, reverse_complement_codes
-from seq_unet.model.inputs import position_channel
 from seq_unet.io.intervals import read_bed
 from seq_unet.io.tracks import open_bigwigs
+from seq_unet.model.inputs import position_channel
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,12 @@ class WindowDataset(Dataset):
     def _open(self):
         if self._arrays is None:  # opened lazily, once per worker process
             try:
-                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+                names = ("dna.npy", "target.npy", "mask.npy")
+                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in names)
             except (OSError, ValueError) as exc:
-                raise InputError(f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again") from None
+                raise InputError(
+                    f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again"
+                ) from None
             if self._arrays[0].shape[1] != self.length + 2 * self.max_shift:
                 raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so

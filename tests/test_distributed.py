@@ -31,7 +31,7 @@ from seq_unet.io.genome import Genome
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.genome_wide import predict_genome
-from tests.test_workflow import write_tiny_config
+from tests.workflow_helpers import write_tiny_config
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from seq_unet.errors import InputError
-from tests.test_workflow import TINY_OVERRIDES, _snakemake, failure_logs, snakemake_cmd, write_tiny_config
+from tests.workflow_helpers import TINY_OVERRIDES, failure_logs, snakemake_cmd, write_tiny_config
+from tests.workflow_helpers import run_snakemake as _snakemake
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)

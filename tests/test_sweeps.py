@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
 from seq_unet.config import register
-from tests.test_workflow import write_tiny_config
+from tests.workflow_helpers import write_tiny_config
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 TINY_MODEL = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5",

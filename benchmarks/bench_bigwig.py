@@ -1,8 +1,8 @@
 """Per-base bigWig writing: seq-unet's run-length writer against one value per base.
 
-    python benchmarks/bench_bigwig.py                      # 100 Mbp smooth synthetic track
-    python benchmarks/bench_bigwig.py --mbp 10 --precision 0.001
-    python benchmarks/bench_bigwig.py --track results/sacCer3/predictions/W303.bw   # a real prediction
+    python -m benchmarks.bench_bigwig                      # 100 Mbp smooth synthetic track
+    python -m benchmarks.bench_bigwig --mbp 10 --precision 0.001
+    python -m benchmarks.bench_bigwig --track results/sacCer3/predictions/W303.bw   # a real prediction
 
 The synthetic track looks like replication timing: a smooth profile between
 about 0.9 and 2.1 (Gaussian-smoothed noise at 1-kb knots, sigma 20 kb, linearly
@@ -24,7 +24,6 @@ each, the speed and size ratios, and the maximum error against the bound
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +32,7 @@ import numpy as np
 import pybigtools
 import pyBigWig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter  # noqa: E402
+from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 
 
 def synthetic(length: int, rng: np.random.Generator) -> np.ndarray:

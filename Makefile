@@ -1,6 +1,7 @@
 # seq-unet: two commands for a fresh machine (Python 3.11+).
 #   make demo   install, then run the whole workflow on the bundled yeast data
-#   make test   install, then run the test suite
+#   make test   install, then lint (ruff) and run the test suite
+#   make test-fast  the suite without the slow end-to-end tests
 #   make browser-deps  Chromium (apt, as root) and igv.js (npm) for the browser
 #               test; a notice, never a failure, where they cannot be had
 # TORCH picks the PyTorch build: the default pins the CPU-friendly release this
@@ -13,7 +14,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test clean browser-deps
+.PHONY: install demo test test-fast lint clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +37,15 @@ browser-deps:
 		npm ci --prefix tests/browser --no-audit --no-fund || echo "browser-deps: npm ci failed in tests/browser"; \
 	else echo "browser-deps: npm not found; igv.js for the browser test not installed"; fi
 
-test: install browser-deps
+test: install browser-deps lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+# the inner loop: everything but the end-to-end runs that train models or run Snakemake
+test-fast: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf results .snakemake

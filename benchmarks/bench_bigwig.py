@@ -1,8 +1,8 @@
 """Per-base bigWig writing: seq-unet's run-length writer against one value per base.
 
-    python benchmarks/bench_bigwig.py                      # 100 Mbp smooth synthetic track
-    python benchmarks/bench_bigwig.py --mbp 10 --precision 0.001
-    python benchmarks/bench_bigwig.py --track results/sacCer3/predictions/W303.bw   # a real prediction
+    python -m benchmarks.bench_bigwig                      # 100 Mbp smooth synthetic track
+    python -m benchmarks.bench_bigwig --mbp 10 --precision 0.001
+    python -m benchmarks.bench_bigwig --track results/sacCer3/predictions/W303.bw   # a real prediction
 
 The synthetic track looks like replication timing: a smooth profile between
 about 0.9 and 2.1 (Gaussian-smoothed noise at 1-kb knots, sigma 20 kb, linearly
@@ -24,17 +24,15 @@ each, the speed and size ratios, and the maximum error against the bound
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyBigWig
 import pybigtools
+import pyBigWig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter  # noqa: E402
+from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 
 
 def synthetic(length: int, rng: np.random.Generator) -> np.ndarray:
@@ -115,8 +113,9 @@ def main() -> None:
             print(f"{name:18s} {seconds:8.2f} s  {bases / seconds / 1e6:8.1f} Mbp/s  "
                   f"{rows[name][1] / 1e6:9.2f} MB  max error {rows[name][2]:.2e}")
     (t_base, s_base, _), (t_runs, s_runs, err) = rows.values()
+    verdict = "ok" if err <= args.precision / 2 + 1e-6 else "EXCEEDED"
     print(f"speed ratio {t_base / t_runs:.1f}x, size ratio {s_base / s_runs:.1f}x, "
-          f"max error {err:.5f} (bound {args.precision / 2:.5f}: {'ok' if err <= args.precision / 2 + 1e-6 else 'EXCEEDED'})")
+          f"max error {err:.5f} (bound {args.precision / 2:.5f}: {verdict})")
 
 
 if __name__ == "__main__":

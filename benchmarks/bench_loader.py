@@ -1,9 +1,9 @@
 """Data-loader throughput against the training step: can the loader keep the model fed?
 
-    python benchmarks/bench_loader.py                         # results/sacCer3/dataset, training step on CPU
-    python benchmarks/bench_loader.py --device cuda           # training step on the GPU
-    python benchmarks/bench_loader.py --dataset DIR --workers 0 4 --threads 2 model.depth=4
-    python benchmarks/bench_loader.py --batches 20 --repeats 2 --steps 2    # a quick look
+    python -m benchmarks.bench_loader                         # results/sacCer3/dataset, training step on CPU
+    python -m benchmarks.bench_loader --device cuda           # training step on the GPU
+    python -m benchmarks.bench_loader --dataset DIR --workers 0 4 --threads 2 model.depth=4
+    python -m benchmarks.bench_loader --batches 20 --repeats 2 --steps 2    # a quick look
 
 The data loader is the train DataLoader of
 :class:`seq_unet.data.datamodule.WindowDataModule` as training builds it
@@ -46,9 +46,9 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.bench_model import model_config, training_step
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from benchmarks.bench_model import model_config, training_step  # noqa: E402
 
 DEFAULT_DATASET = REPO / "results" / "sacCer3" / "dataset"
 MIN_RATIO = 5.0
@@ -179,8 +179,9 @@ def child_train(args: argparse.Namespace) -> dict:
 
 def run_child(args: argparse.Namespace, what: str, extra: list[str]) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, __file__, "--child", what, "--dataset", str(args.dataset), "--batch", str(args.batch),
-           "--threads", str(args.threads), "--device", args.device, "--batches", str(args.batches),
+    cmd = [sys.executable, "-m", "benchmarks.bench_loader", "--child", what, "--dataset", str(args.dataset),
+           "--batch", str(args.batch), "--threads", str(args.threads), "--device", args.device,
+           "--batches", str(args.batches),
            "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--steps", str(args.steps),
            *extra, *args.overrides]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, check=False)

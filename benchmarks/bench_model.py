@@ -1,7 +1,7 @@
 """Training throughput and peak memory of the U-Net, with and without gradient checkpointing.
 
-    python benchmarks/bench_model.py                      # default model (conf/model/unet.yaml), CPU or GPU
-    python benchmarks/bench_model.py --steps 5 model.depth=4 model.base_channels=16
+    python -m benchmarks.bench_model                      # default model (conf/model/unet.yaml), CPU or GPU
+    python -m benchmarks.bench_model --steps 5 model.depth=4 model.base_channels=16
 
 Each setting runs in a fresh process: a few AdamW training steps on random
 one-hot windows (the default training window and batch size), the masked
@@ -47,6 +47,7 @@ def training_step(module, opt, batch: dict, autocast) -> None:
 
 def one_setting(args: argparse.Namespace) -> dict:
     import torch
+
     from seq_unet.io.genome import one_hot
     from seq_unet.lit import SeqUNetModule
     from seq_unet.predict.genome_wide import resolve_device
@@ -105,8 +106,9 @@ def main() -> None:
         return
     results = []
     for ck in ("false", "true"):
-        cmd = [sys.executable, __file__, "--checkpointing", ck, "--steps", str(args.steps), "--batch", str(args.batch),
-               "--window", str(args.window), "--resolution", str(args.resolution), "--device", args.device,
+        cmd = [sys.executable, "-m", "benchmarks.bench_model", "--checkpointing", ck, "--steps", str(args.steps),
+               "--batch", str(args.batch), "--window", str(args.window), "--resolution", str(args.resolution),
+               "--device", args.device,
                *args.overrides]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -1,7 +1,7 @@
 """Genome-wide prediction streams: peak memory against genome size.
 
-    python benchmarks/bench_predict.py                       # 10 vs 100 Mbp, default model
-    python benchmarks/bench_predict.py --sizes 10 50 model.depth=4
+    python -m benchmarks.bench_predict                       # 10 vs 100 Mbp, default model
+    python -m benchmarks.bench_predict --sizes 10 50 model.depth=4
 
 For each genome size a synthetic genome of random sequence is written as
 chromosomes of ``--chrom-mbp`` (10 Mbp: one chromosome; 100 Mbp: ten), and a
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_model import model_config
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from benchmarks.bench_model import model_config  # noqa: E402
 
 
 def write_genome(path: Path, mbp: float, chrom_mbp: float, seed: int = 0) -> None:
@@ -96,8 +96,9 @@ def main() -> None:
             write_genome(raw, mbp, args.chrom_mbp)
             prepare_fasta(raw, fasta)
             raw.unlink()
-            cmd = [sys.executable, __file__, "--child", "--ckpt", str(ckpt), "--fasta", str(fasta),
-                   "--out", str(tmp / f"pred{mbp:g}"), "--batch", str(args.batch), "--device", args.device]
+            cmd = [sys.executable, "-m", "benchmarks.bench_predict", "--child", "--ckpt", str(ckpt),
+                   "--fasta", str(fasta), "--out", str(tmp / f"pred{mbp:g}"), "--batch", str(args.batch),
+                   "--device", args.device]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if out.returncode:
                 raise SystemExit(out.stderr)

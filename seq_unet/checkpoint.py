@@ -21,10 +21,14 @@ import os
 import pickle
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from seq_unet import __version__
 from seq_unet.errors import InputError
+from seq_unet.io.atomic import atomic_path, ensure_free_space
+from seq_unet.lit import SeqUNetModule
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,24 @@ def make_provenance(config: dict, manifest: dict, dataset_md5: str) -> dict:
     }
 
 
+class ProvenanceRecorder(pl.Callback):
+    """Writes a training run's provenance (:func:`make_provenance`) into every checkpoint it saves."""
+
+    def __init__(self, provenance: dict):
+        self.provenance = provenance
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[KEY] = self.provenance
+
+
+def load_contents(path: str | os.PathLike):
+    """What a checkpoint file holds, onto the CPU, unpickling tensors and plain values only.
+
+    Every checkpoint seq-unet reads is read here; :func:`read_checkpoint` adds clear errors.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint's contents, unpickled with ``weights_only=True``, with a clear error for a bad file."""
     path = Path(path)
@@ -53,7 +75,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if path.is_dir():
         raise InputError(f"checkpoint {path} is a folder, not a checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_contents(path)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split(". Please use")[0].splitlines()[0]
@@ -76,8 +98,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_module(path: str | os.PathLike, device: torch.device | str = "cpu", ckpt: dict | None = None):
     """Rebuild the trained :class:`~seq_unet.lit.SeqUNetModule` of a checkpoint, in eval mode."""
-    from seq_unet.lit import SeqUNetModule
-
     ckpt = read_checkpoint(path) if ckpt is None else ckpt
     made_by = (ckpt.get(KEY) or {}).get("version", "an unknown version")
     try:
@@ -135,7 +155,7 @@ def _tensor_bytes(obj) -> int:
     return 0
 
 
-def atomic_checkpoint_io():
+class AtomicCheckpointIO(TorchCheckpointIO):
     """A Lightning ``CheckpointIO`` that writes each checkpoint beside its final name and renames it.
 
     Lightning's own writer stages the file in the system temporary folder and
@@ -143,20 +163,19 @@ def atomic_checkpoint_io():
     file system (usual on clusters); a job killed during the copy leaves a
     truncated checkpoint under the final name. Free space is checked first.
     """
-    from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-    from seq_unet.io.atomic import atomic_path, ensure_free_space
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_free_space(path.parent, int(_tensor_bytes(checkpoint) * 1.1) + (1 << 20), path)
+        with atomic_path(path) as tmp:
+            try:
+                torch.save(checkpoint, tmp)
+            except RuntimeError as exc:  # torch reports a failed write (full disk, quota) this way
+                raise InputError(f"cannot write checkpoint {path}: {exc}; nothing was left under that "
+                                 "name") from exc
 
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ensure_free_space(path.parent, int(_tensor_bytes(checkpoint) * 1.1) + (1 << 20), path)
-            with atomic_path(path) as tmp:
-                try:
-                    torch.save(checkpoint, tmp)
-                except RuntimeError as exc:  # torch reports a failed write (full disk, quota) this way
-                    raise InputError(f"cannot write checkpoint {path}: {exc}; nothing was left under that "
-                                     "name") from exc
 
+def atomic_checkpoint_io() -> AtomicCheckpointIO:
+    """The checkpoint writer of training runs (:class:`AtomicCheckpointIO`)."""
     return AtomicCheckpointIO()

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from seq_unet.errors import InputError
 
 NAME = "seq_unet_schema"
 
@@ -171,3 +173,31 @@ class Config:
 def register() -> None:
     """Make the schema known to Hydra (called before every command composes its config)."""
     ConfigStore.instance().store(name=NAME, node=Config)
+
+
+def check_model_length(cfg: Any, length: int) -> None:
+    """Refuse a window length the configured model cannot take (``cfg``: the composed configuration)."""
+    from seq_unet.model.heads import check_window
+
+    try:
+        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, int(cfg.data.target_resolution))
+    except ValueError as exc:
+        raise InputError(f"data.window_length: {exc}") from exc
+
+
+def config_record(cfg: Any) -> dict:
+    """The configuration as plain values, for provenance records (resolved where possible)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # e.g. ${hydra:...} outside a Hydra run
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def hydra_overrides() -> list[str]:
+    """The command line's overrides of the running Hydra job; empty outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []

@@ -8,7 +8,8 @@ network predicts only the centre of each window, and the loss uses the target
 bins that lie wholly inside it. Everything needed to rebuild the
 model and undo the standardisation is saved as hyperparameters; the
 training run's provenance (version, configuration, data checksums) is saved
-beside them, and :func:`seq_unet.checkpoint.load_module` rebuilds the model
+beside them by :class:`seq_unet.checkpoint.ProvenanceRecorder`, and
+:func:`seq_unet.checkpoint.load_module` rebuilds the model
 from a checkpoint without unpickling anything but tensors and plain values.
 """
 
@@ -23,9 +24,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.regression import PearsonCorrCoef
 
-from seq_unet.model.heads import check_kinetic_window, loss_margin_bins, make_head, split_model_options
+from seq_unet.model.heads import check_kinetic_window, loss_margin_bins, make_head
 from seq_unet.model.inputs import input_channels
-from seq_unet.model.unet import SeqUNet
+from seq_unet.model.unet import SeqUNet, split_model_options
 
 
 def known_bases(x: torch.Tensor) -> torch.Tensor:
@@ -78,14 +79,6 @@ class SeqUNetModule(pl.LightningModule):
         self.out_from, self.out_to = self.bin_from * r - offset, self.bin_to * r - offset
         if self.kinetic:
             check_kinetic_window(self.head.geometry, self.net.geometry.padding, window_length, target_resolution)
-        # set by `seq-unet train`: version, configuration and data checksums (seq_unet.checkpoint)
-        self.provenance: dict | None = None
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.provenance is not None:
-            from seq_unet.checkpoint import KEY
-
-            checkpoint[KEY] = self.provenance
 
     def loss_margin_bins(self) -> int:
         """Target bins at each inner window edge that the loss leaves out (the kinetics' reach; 0 for linear)."""

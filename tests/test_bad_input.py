@@ -578,7 +578,8 @@ def _cli(tmp_path: Path, fasta: Path, track: Path, *args: str) -> subprocess.Com
         "test_chroms: [chrC]\nwindow_length: 4000\nstride: 4000\nmax_shift: 0\ntarget_resolution: 100\n"
         "min_valid_fraction: 0.5\n"
     )
-    return subprocess.run([EXE, *args, "data=bad", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"],
+    overrides = ["data=bad", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
+    return subprocess.run([EXE, *args, *overrides],
                           check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env=dict(os.environ, HYDRA_FULL_ERROR="0"))
 

@@ -14,42 +14,27 @@ Chromium binary.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import io
 import json
 import os
-import re
-import shutil
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.igv_helpers import CHROMIUM_ARGS, IGV_DIST, OFFLINE, PAGE, REPO, chromium_path, serve
+
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parent.parent
-IGV_DIST = REPO / "tests" / "browser" / "node_modules" / "igv" / "dist"
 SIZES = {"chrA": 30_000, "chrB": 12_000}
 PRECISION = 0.01
 TIMEOUT_S = 60
-# igv.js options that keep it off the network
-OFFLINE = {
-    "loadDefaultGenomes": False,  # else it fetches its genome list from igv.org
-    "search": False,  # else a bare name such as "chrB" is first looked up as a gene on igv.org
-    "showIdeogram": False,  # a FASTA genome has no cytobands
-}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _missing_browser_deps() -> str | None:
     """What is missing to run igv.js, and how to get it; None when nothing is."""
     missing = []
-    chromium = _chromium_path()
+    chromium = chromium_path()
     if chromium is None:
         where = os.environ.get("SEQ_UNET_CHROMIUM") or "/usr/bin/chromium or on PATH"
         missing.append(f"Chromium ({where}) not found: run `make browser-deps` (apt-get install chromium)")
@@ -60,16 +45,6 @@ def _missing_browser_deps() -> str | None:
     except ImportError:
         missing.append("Python package playwright not installed: run `make install` (pip install -e '.[test]')")
     return "; ".join(missing) or None
-
-
-def _chromium_path() -> str | None:
-    override = os.environ.get("SEQ_UNET_CHROMIUM")
-    if override:
-        # an explicit choice is never second-guessed with a fallback
-        return override if os.access(override, os.X_OK) else None
-    if os.access("/usr/bin/chromium", os.X_OK):
-        return "/usr/bin/chromium"
-    return shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
@@ -83,112 +58,9 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-# ---------------------------------------------------------------- serving
-
-
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files plus single byte ranges: igv.js reads bigWig and indexed
-    FASTA with `Range` requests, which SimpleHTTPRequestHandler answers with the
-    whole file."""
-
-    def send_head(self):
-        m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
-        path = self.translate_path(self.path)
-        if m is None or m.groups() == ("", "") or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        first, last = m.groups()
-        if first:
-            start, end = int(first), min(int(last), size - 1) if last else size - 1
-        else:  # "bytes=-n": the last n bytes
-            start, end = max(size - int(last), 0), size - 1
-        if start > end:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            body = fh.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(path))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return io.BytesIO(body)  # do_GET copies it out; do_HEAD only closes it
-
-    def log_message(self, format, *args):
-        pass  # one line per range request would bury pytest's output
-
-
-@contextmanager
-def _serve(root: Path):
-    """Serve ``root`` (with igv.js under /igv/) on a free port of 127.0.0.1; yield the base URL."""
-    (root / "igv").symlink_to(IGV_DIST, target_is_directory=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-# The page keeps igv.js's own objects out of Python: helpers return plain data.
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
-<body>
-<div id="igv" style="width: 1000px"></div>
-<script src="igv/igv.min.js"></script>
-<script>
-igv.createBrowser(document.getElementById("igv"), %(config)s)
-  .then(b => { window.igvBrowser = b; }, e => { window.igvError = String((e && e.message) || e); });
-
-function viewportOf(name) {
-  const track = igvBrowser.findTracks("name", name)[0];
-  return track && track.trackView.viewports[0];
-}
-
-// The chromosome a track's canvas shows and how many of its pixels were
-// painted (neither transparent nor white); null until the first paint.
-function painted(name) {
-  const vp = viewportOf(name);
-  if (!vp || !vp.canvas || !vp.featureCache) return null;
-  const c = vp.canvas;
-  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let inked = 0;
-  for (let i = 0; i < px.length; i += 4) {
-    if (px[i + 3] > 0 && (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250)) inked++;
-  }
-  return {chr: vp.featureCache.chr, inked: inked, total: c.width * c.height};
-}
-
-// Full-resolution entries as [start, end, value]: windowFunction "none"
-// makes the bigWig reader skip the zoom levels whatever bpPerPixel says.
-async function rawEntries(name, chr, start, end) {
-  const track = igvBrowser.findTracks("name", name)[0];
-  const features = await track.featureSource.getFeatures(
-    {chr: chr, start: start, end: end, bpPerPixel: 1, windowFunction: "none"});
-  return features.map(f => [f.start, f.end, f.value]);
-}
-
-// igv.js reports some load failures only in its alert dialog.
-function alerts() {
-  return [...document.querySelectorAll(".igv-ui-alert-dialog-container")]
-    .filter(d => d.style.display !== "none").map(d => d.textContent.trim());
-}
-</script>
-</body></html>
-"""
 
 
 class IgvPage:
@@ -296,7 +168,7 @@ def test_igv_draws_bigwig_and_decodes_written_values(chromium, tmp_path):
     values = _signals(rng)
     _write_bigwig(tmp_path / "signal.bw", values)
 
-    with _serve(tmp_path) as base:
+    with serve(tmp_path) as base:
         config = {
             **OFFLINE,
             "reference": {"id": "test", "name": "test", "fastaURL": base + "genome.fa",
@@ -340,7 +212,7 @@ def test_igv_loads_seq_unet_session(chromium, tmp_path):
     write_igv_session(tmp_path / "session.xml", fasta, {"rt": str(pred)}, measured={"rt": str(meas)},
                       locus="chrB:2001-6000", uncertainty={"rt": str(sd)})
 
-    with _serve(tmp_path) as base:
+    with serve(tmp_path) as base:
         # createBrowser with sessionURL is igv.js's browser.loadSession({url}) on a new browser
         config = {**OFFLINE, "sessionURL": "session.xml"}
         igv = IgvPage(chromium, base, tmp_path, config)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from seq_unet.cli.main import hydra_argv
-from seq_unet.cli.steps import _resumable
+from seq_unet.training import resume_point
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 
@@ -56,10 +56,10 @@ def test_resume_only_from_the_same_run(tmp_path):
     ckpt_dir.mkdir()
     last = ckpt_dir / "last.ckpt"
     torch.save({"hyper_parameters": {"tracks": ["a"], "dataset_md5": "x"}}, last)
-    assert _resumable(last, {"tracks": ["a"], "dataset_md5": "x"}) == str(last)
-    assert _resumable(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
+    assert resume_point(last, {"tracks": ["a"], "dataset_md5": "x"}) == (str(last), -1)  # no epoch recorded
+    assert resume_point(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
     assert not ckpt_dir.exists() and (tmp_path / "checkpoints.stale" / "last.ckpt").exists()
-    assert _resumable(last, {"tracks": ["a"]}) is None
+    assert resume_point(last, {"tracks": ["a"]}) is None
 
 
 def test_sweep_summary_of_a_missing_folder_is_a_clear_error(tmp_path):

@@ -67,7 +67,8 @@ def test_a_misspelt_key_in_a_data_config_file(tiny_genome, tmp_path):
 def test_a_data_config_without_a_required_key(tiny_genome, tmp_path):
     common = _data_config(tmp_path, tiny_genome)
     text = (tmp_path / "conf/data/tiny.yaml").read_text()
-    (tmp_path / "conf/data/tiny.yaml").write_text("\n".join(li for li in text.splitlines() if "window_length" not in li))
+    kept = (li for li in text.splitlines() if "window_length" not in li)
+    (tmp_path / "conf/data/tiny.yaml").write_text("\n".join(kept))
     out = _run("genome", *common, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "the configuration has no value for data.window_length (data config 'tiny'" in out.stderr

@@ -23,7 +23,6 @@ import torch.distributed as dist
 
 from seq_unet.checkpoint import load_module, read_checkpoint
 from seq_unet.cli.relaunch import job_argv
-from seq_unet.cli.steps import _resumable
 from seq_unet.data.datamodule import EpochOrder, RankBatches
 from seq_unet.data.store import WindowDataset
 from seq_unet.errors import InputError
@@ -31,7 +30,8 @@ from seq_unet.io.genome import Genome
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.genome_wide import predict_genome
-from tests.test_workflow import write_tiny_config
+from seq_unet.training import resume_point
+from tests.workflow_helpers import write_tiny_config
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")
@@ -83,6 +83,7 @@ def _val_metrics(ckpt: Path, dataset: Path) -> tuple[float, float]:
     return float(pearson), loss
 
 
+@pytest.mark.slow
 def test_ddp_training_logs_the_metrics_of_the_whole_validation_split(tiny_data):
     work, common = tiny_data
     out = _run("train", *common, *DDP, "trainer.max_epochs=2", cwd=work)
@@ -118,6 +119,7 @@ def test_ddp_training_logs_the_metrics_of_the_whole_validation_split(tiny_data):
     assert int(read_checkpoint(run / "best.ckpt")["epoch"]) == int(val["val/genome_pearson"].idxmax())
 
 
+@pytest.mark.slow
 def test_ddp_in_a_multirun_trains_each_job_in_its_own_folder(tiny_data):
     """Under `-m` every job's processes run that job alone; the next job starts its own processes."""
     work, common = tiny_data
@@ -241,10 +243,10 @@ def test_only_process_zero_moves_a_stale_checkpoint(tmp_path):
     ckpt_dir.mkdir()
     last = ckpt_dir / "last.ckpt"
     torch.save({"hyper_parameters": {"tracks": ["a"], "dataset_md5": "x"}}, last)
-    assert _resumable(last, {"tracks": ["a"], "dataset_md5": "x"}, move_stale=False) == str(last)
-    assert _resumable(last, {"tracks": ["a"], "dataset_md5": "y"}, move_stale=False) is None
+    assert resume_point(last, {"tracks": ["a"], "dataset_md5": "x"}, move_stale=False).path == str(last)
+    assert resume_point(last, {"tracks": ["a"], "dataset_md5": "y"}, move_stale=False) is None
     assert last.exists()  # left for process 0 to move
-    assert _resumable(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
+    assert resume_point(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
     assert not last.exists() and (tmp_path / "checkpoints.stale" / "last.ckpt").exists()
 
 

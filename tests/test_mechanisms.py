@@ -79,6 +79,7 @@ def spike_models():
     return nets
 
 
+@pytest.mark.slow
 def test_skips_reconstruct_a_spike_at_the_exact_base(spike_models):
     x, y, _, p, _ = spike_edge_batch(torch.Generator().manual_seed(1), 256)
     with torch.no_grad():
@@ -90,6 +91,7 @@ def test_skips_reconstruct_a_spike_at_the_exact_base(spike_models):
     assert mse["concat"] < mse["none"] / 4, mse
 
 
+@pytest.mark.slow
 def test_skips_reconstruct_a_sharp_edge(spike_models):
     x, y, _, _, e = spike_edge_batch(torch.Generator().manual_seed(2), 256)
     with torch.no_grad():
@@ -102,6 +104,7 @@ def test_skips_reconstruct_a_sharp_edge(spike_models):
     assert sharp["concat"] >= 0.95 and sharp["concat"] > sharp["none"] + 0.2, sharp
 
 
+@pytest.mark.slow
 def test_skips_keep_a_one_base_barrier_in_flood_fill():
     acc = {}
     for skip in ("concat", "none"):

@@ -6,8 +6,7 @@ import numpy as np
 import pyfaidx
 import pytest
 
-from seq_unet.evaluate.origins import ACS, motif_positions, peak_enrichment, top_peaks
-
+from seq_unet.evaluate.origins import motif_positions, peak_enrichment, top_peaks
 from tests.conftest import random_sequence, write_binned_bigwig, write_fasta
 
 

@@ -97,7 +97,8 @@ def test_valid_padding_loss_uses_the_bins_inside_the_output():
     off = module.net.geometry.offset(length)
     assert module.bin_from == -(-off // r) and module.bin_to == (length - off) // r
     n_bins = length // r
-    batch = {"x": torch.randn(2, 4, length), "y": torch.randn(2, 2, n_bins), "mask": torch.ones(2, 2, n_bins, dtype=bool)}
+    batch = {"x": torch.randn(2, 4, length), "y": torch.randn(2, 2, n_bins),
+             "mask": torch.ones(2, 2, n_bins, dtype=bool)}
     loss, pooled = module._loss(batch)
     assert torch.isfinite(loss) and pooled.shape == (2, 2, module.bin_to - module.bin_from)
     # the pooled bins are the output averaged over exactly the bins' bases

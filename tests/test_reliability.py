@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from seq_unet.errors import InputError
-from tests.test_workflow import TINY_OVERRIDES, _snakemake, failure_logs, snakemake_cmd, write_tiny_config
+from tests.workflow_helpers import TINY_OVERRIDES, failure_logs, snakemake_cmd, write_tiny_config
+from tests.workflow_helpers import run_snakemake as _snakemake
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
@@ -280,22 +281,21 @@ def test_a_really_full_disk(tiny_genome, tiny_prepared, tmp_path):
 
 def test_resumed_metrics_keep_the_completed_epochs_only(tmp_path):
     """Rows of the epoch cut short are dropped (it is trained again), a half-written last line too."""
-    from seq_unet.cli.steps import _keep_metrics_before, _merge_resumed_metrics
+    from seq_unet.training import keep_metrics_before, merge_resumed_metrics
 
     logs = tmp_path / "logs"
     logs.mkdir()
     csv = logs / "metrics.csv"
     csv.write_text("epoch,step,train/loss,val/pearson\n0,4,0.9,\n0,4,,0.1\n1,9,0.8,\n1,9,,0.2\n2,12,0.7,\n2,13,0.6")
-    ckpt = tmp_path / "last.ckpt"
-    torch.save({"epoch": 1, "global_step": 10}, ckpt)
-    _keep_metrics_before(str(ckpt), csv)
+    keep_metrics_before(1, csv)  # the checkpoint resumed from completed epoch 1
     csv.write_text("epoch,step,train/loss,val/pearson\n2,14,0.5,\n2,14,,0.3\n")  # the resumed run's own log
-    _merge_resumed_metrics(csv)
+    merge_resumed_metrics(csv)
     rows = pd.read_csv(csv)
     assert rows.epoch.tolist() == [0, 0, 1, 1, 2, 2] and rows.step.tolist() == [4, 4, 9, 9, 14, 14]
     assert not (logs / "metrics.before_resume.csv").exists()
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tiny_genome, tmp_path):
     """With a learning rate of 0 the validation score never improves after epoch 0; last.ckpt still follows."""
     conf = write_tiny_config(tmp_path, tiny_genome)

@@ -55,8 +55,9 @@ def test_window_spec_checks():
 
 def test_window_longer_than_every_chromosome(tiny_genome, tiny_prepared):
     spec = WindowSpec(64_000, 32_000, 100)
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
     with pytest.raises(InputError, match="longer than every chromosome"):
-        make_windows(str(tiny_prepared), {k: str(v) for k, v in tiny_genome["tracks"].items()}, spec, ["chrC"], ["chrB"])
+        make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
 
 
 def _extract(tiny_genome, fasta, spec: WindowSpec, out) -> dict[str, str]:
@@ -153,7 +154,8 @@ def test_random_shift_returns_a_shifted_window(tiny_genome, tiny_prepared, tmp_p
         size = tiny_genome["sizes"][row.chrom]
         seq = tiny_genome["seqs"][row.chrom]
         # without shifting: exactly the tiled window
-        np.testing.assert_array_equal(plain[i]["x"].numpy()[:, : min(2000, size)], one_hot(encode(seq[row.start : row.start + 2000])))
+        expected = one_hot(encode(seq[row.start : row.start + 2000]))
+        np.testing.assert_array_equal(plain[i]["x"].numpy()[:, : min(2000, size)], expected)
         item = shifted[i]
         matches = []
         for off in range(-300, 301, 100):

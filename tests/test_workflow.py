@@ -6,7 +6,6 @@ import hashlib
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,6 +92,7 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_failed_step_shows_its_error_in_the_snakemake_output(tiny_genome, tmp_path):
     conf = write_tiny_config(tmp_path, tiny_genome)
     data = conf / "data" / "tiny.yaml"

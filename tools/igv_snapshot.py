@@ -18,8 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.test_browser_igv import CHROMIUM_ARGS, IGV_DIST, OFFLINE, PAGE, _chromium_path  # noqa: E402
-from tests.test_browser_igv import _RangeHandler  # noqa: E402
+from tests.igv_helpers import CHROMIUM_ARGS, IGV_DIST, OFFLINE, PAGE, RangeHandler, chromium_path  # noqa: E402
 
 
 def main() -> None:
@@ -38,14 +37,14 @@ def main() -> None:
     session = args.session.resolve()
     page_dir = "/" + str(session.parent.relative_to(REPO)) + "/"
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_RangeHandler, directory=str(REPO)))
+                                             functools.partial(RangeHandler, directory=str(REPO)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     config = {**OFFLINE, "sessionURL": session.name}
     html = PAGE.replace('style="width: 1000px"', f'style="width: {args.width}px"') % {"config": json.dumps(config)}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium_path(), headless=True, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": args.width + 40, "height": 900})
             page.route(base + page_dir + "snapshot.html", lambda r: r.fulfill(body=html, content_type="text/html"))
             page.route(base + page_dir + "igv/**", lambda r: r.fulfill(

@@ -202,6 +202,18 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _report_write_error(step: str, error: OSError) -> None:
+    """One line for a file Hydra could not write (its record of the run); a file it cut short is removed."""
+    where, left = error.filename, ""
+    if where is None and (failed := _failed_file(error)):
+        where, mode = failed
+        if "a" not in mode and os.path.isfile(where):  # cut short: Hydra opened it to write it whole
+            os.unlink(where)
+            left = "; nothing was left under that name"
+    where = where or f"Hydra's record of the run (.hydra/, {step}.log)"
+    print(f"seq-unet {step}: error: cannot write {where}: {error.strerror}{left}", file=sys.stderr)
+
+
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
@@ -254,14 +266,7 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
             raise
         held.release(show=False)  # Hydra's traceback of its own failed write
         sys.stderr = held.real
-        where, left = error.filename, ""
-        if where is None and (failed := _failed_file(error)):
-            where, mode = failed
-            if "a" not in mode and os.path.isfile(where):  # cut short: Hydra opened it to write it whole
-                os.unlink(where)
-                left = "; nothing was left under that name"
-        where = where or f"Hydra's record of the run (.hydra/, {step}.log)"
-        print(f"seq-unet {step}: error: cannot write {where}: {error.strerror}{left}", file=sys.stderr)
+        _report_write_error(step, error)
         raise SystemExit(2) from None
     finally:
         held.release()

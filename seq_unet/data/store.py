@@ -28,9 +28,9 @@ from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir, ensure_free_space
 from seq_unet.io.genome import Genome, file_md5, one_hot, reverse_complement_codes
-from seq_unet.model.inputs import position_channel
 from seq_unet.io.intervals import read_bed
 from seq_unet.io.tracks import open_bigwigs
+from seq_unet.model.inputs import position_channel
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,39 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
     blacklist = read_bed(blacklist_bed, genome.sizes) if blacklist_bed else None
     names = list(tracks)
     bws = open_bigwigs({n: tracks[n] for n in names})
-    manifest: dict = {
+    manifest = _manifest_start(fasta, tracks, spec, genome)
+    # sums, sums of squares and counts of the valid train target bins, per track
+    stats = (np.zeros(len(names)), np.zeros(len(names)), np.zeros(len(names)))
+    usable = int((windows.split.isin(SPLITS) & windows.usable).sum())
+    n_bins_all = spec.stored_length // spec.resolution
+    need = usable * (spec.stored_length + len(names) * n_bins_all * 5) + (1 << 20)
+    try:
+        with atomic_dir(out_dir) as tmp:
+            # the arrays are memory maps: on a full disk a write would crash the process, not raise
+            ensure_free_space(tmp, need, out_dir)
+            for split in SPLITS:
+                sub = windows[(windows.split == split) & windows.usable].reset_index(drop=True)
+                _write_split(tmp / split, sub, genome, bws, spec, blacklist, stats if split == "train" else None)
+                manifest["splits"][split] = {
+                    "windows": len(sub),
+                    "chroms": sorted(set(sub.chrom), key=list(genome.sizes).index),
+                    "valid_bins": {t: int(sub[f"valid_bins_{t}"].sum()) for t in names},
+                }
+            manifest.update(_standardisation(names, *stats))
+            manifest["unknown_bases"] = count_unknown_bases(genome)
+            if extra:
+                manifest.update(extra)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    finally:
+        for bw in bws.values():
+            bw.close()
+    return manifest
+
+
+def _manifest_start(fasta: str, tracks: dict[str, str], spec: WindowSpec, genome: Genome) -> dict:
+    """The manifest's description of the dataset's sources and settings, before any window is written."""
+    names = list(tracks)
+    return {
         "seq_unet_version": __version__,
         "window_length": spec.length,
         "stride": spec.stride,
@@ -68,60 +100,45 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
         "unknown_bases": {},
         "splits": {},
     }
-    sums = np.zeros(len(names))
-    sq = np.zeros(len(names))
-    cnt = np.zeros(len(names))
-    usable = int((windows.split.isin(SPLITS) & windows.usable).sum())
-    n_bins_all = spec.stored_length // spec.resolution
-    need = usable * (spec.stored_length + len(names) * n_bins_all * 5) + (1 << 20)
-    try:
-        with atomic_dir(out_dir) as tmp:
-            # the arrays are memory maps: on a full disk a write would crash the process, not raise
-            ensure_free_space(tmp, need, out_dir)
-            for split in SPLITS:
-                sub = windows[(windows.split == split) & windows.usable].reset_index(drop=True)
-                d = tmp / split
-                d.mkdir()
-                n = len(sub)
-                n_bins = spec.stored_length // spec.resolution
-                core = slice(spec.max_shift // spec.resolution, spec.max_shift // spec.resolution + spec.n_bins)
-                dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.stored_length))
-                tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, len(names), n_bins))
-                msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, len(names), n_bins))
-                for i, row in enumerate(sub.itertuples(index=False)):
-                    codes, values, valid = base_masks(genome, bws, row.chrom, row.start - spec.max_shift,
-                                                      row.end + spec.max_shift, blacklist)
-                    target, mask = bin_targets(values, valid, spec)
-                    dna[i], tgt[i], msk[i] = codes, target, mask
-                    if split == "train":
-                        t, k = target[:, core], mask[:, core]
-                        sums += np.where(k, t, 0).sum(-1)
-                        sq += np.where(k, t.astype(np.float64) ** 2, 0).sum(-1)
-                        cnt += k.sum(-1)
-                for arr in (dna, tgt, msk):
-                    arr.flush()
-                del dna, tgt, msk
-                sub.to_csv(d / "windows.tsv", sep="\t", index=False)
-                manifest["splits"][split] = {
-                    "windows": n,
-                    "chroms": sorted(set(sub.chrom), key=list(genome.sizes).index),
-                    "valid_bins": {t: int(sub[f"valid_bins_{t}"].sum()) for t in names},
-                }
-            if (cnt == 0).any():
-                empty = [t for t, c in zip(names, cnt) if c == 0]
-                raise InputError(f"tracks {empty} have no valid value on any training chromosome")
-            mean = sums / cnt
-            std = np.sqrt(np.maximum(sq / cnt - mean**2, 1e-12))
-            manifest["target_mean"] = {t: float(m) for t, m in zip(names, mean)}
-            manifest["target_std"] = {t: float(s) for t, s in zip(names, std)}
-            manifest["unknown_bases"] = count_unknown_bases(genome)
-            if extra:
-                manifest.update(extra)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    finally:
-        for bw in bws.values():
-            bw.close()
-    return manifest
+
+
+def _write_split(d: Path, sub: pd.DataFrame, genome: Genome, bws: dict, spec: WindowSpec, blacklist,
+                 stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    """One split's windows ``sub`` as arrays in folder ``d``; with ``stats`` (the train split), add its
+    valid target bins (the window's core, without the shift margins) to the sums, squares and counts."""
+    d.mkdir()
+    n, n_tracks = len(sub), len(bws)
+    n_bins = spec.stored_length // spec.resolution
+    core = slice(spec.max_shift // spec.resolution, spec.max_shift // spec.resolution + spec.n_bins)
+    dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.stored_length))
+    tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, n_tracks, n_bins))
+    msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, n_tracks, n_bins))
+    for i, row in enumerate(sub.itertuples(index=False)):
+        codes, values, valid = base_masks(genome, bws, row.chrom, row.start - spec.max_shift,
+                                          row.end + spec.max_shift, blacklist)
+        target, mask = bin_targets(values, valid, spec)
+        dna[i], tgt[i], msk[i] = codes, target, mask
+        if stats is not None:
+            sums, sq, cnt = stats
+            t, k = target[:, core], mask[:, core]
+            sums += np.where(k, t, 0).sum(-1)
+            sq += np.where(k, t.astype(np.float64) ** 2, 0).sum(-1)
+            cnt += k.sum(-1)
+    for arr in (dna, tgt, msk):
+        arr.flush()
+    del dna, tgt, msk
+    sub.to_csv(d / "windows.tsv", sep="\t", index=False)
+
+
+def _standardisation(names: list[str], sums: np.ndarray, sq: np.ndarray, cnt: np.ndarray) -> dict:
+    """The manifest's per-track train mean and standard deviation of the valid target bins."""
+    if (cnt == 0).any():
+        empty = [t for t, c in zip(names, cnt) if c == 0]
+        raise InputError(f"tracks {empty} have no valid value on any training chromosome")
+    mean = sums / cnt
+    std = np.sqrt(np.maximum(sq / cnt - mean**2, 1e-12))
+    return {"target_mean": {t: float(m) for t, m in zip(names, mean)},
+            "target_std": {t: float(s) for t, s in zip(names, std)}}
 
 
 def load_manifest(dataset_dir: str | os.PathLike) -> dict:
@@ -176,9 +193,12 @@ class WindowDataset(Dataset):
     def _open(self):
         if self._arrays is None:  # opened lazily, once per worker process
             try:
-                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+                names = ("dna.npy", "target.npy", "mask.npy")
+                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in names)
             except (OSError, ValueError) as exc:
-                raise InputError(f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again") from None
+                raise InputError(
+                    f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again"
+                ) from None
             if self._arrays[0].shape[1] != self.length + 2 * self.max_shift:
                 raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so

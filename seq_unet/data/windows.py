@@ -83,7 +83,9 @@ def assign_splits(chroms: list[str], val: list[str], test: list[str]) -> dict[st
             raise InputError(f"{name} chromosomes {unknown} are not in the FASTA; FASTA chromosomes: {chroms}")
     both = sorted(set(val) & set(test))
     if both:
-        raise InputError(f"chromosomes {both} are listed for both validation and test; a chromosome belongs to one split")
+        raise InputError(
+            f"chromosomes {both} are listed for both validation and test; a chromosome belongs to one split"
+        )
     split = {c: "train" for c in chroms}
     split.update({c: "val" for c in val})
     split.update({c: "test" for c in test})

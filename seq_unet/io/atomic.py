@@ -20,7 +20,6 @@ from pathlib import Path
 
 from seq_unet.errors import InputError
 
-
 # errors that mean "the output cannot be written here", not a bug
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 

@@ -345,7 +345,9 @@ def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
                 try:
                     sizes[fields[0]] = int(fields[1])
                 except (IndexError, ValueError):
-                    raise InputError(f"{path} line {n}: expected 'chrom<TAB>length', got {line.strip()[:80]!r}") from None
+                    raise InputError(
+                        f"{path} line {n}: expected 'chrom<TAB>length', got {line.strip()[:80]!r}"
+                    ) from None
     return sizes
 
 

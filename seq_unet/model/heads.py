@@ -35,10 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq_unet.model.kinetics import KineticGeometry, ReplicationTime
+from seq_unet.model.unet import geometry_from_config, split_model_options
 
 HEADS = ("linear", "kinetic")
-# model options (conf/model) that configure the head and the input, not the U-Net
-HEAD_OPTIONS = ("head", "kinetic", "position_scale")
 # log-rates above this are clamped (exp(30) per base and minute is far beyond any origin)
 MAX_LOG_RATE = 30.0
 
@@ -118,13 +117,6 @@ class KineticHead(nn.Module):
         return F.interpolate(values, size=length, mode="linear", align_corners=False)
 
 
-def split_model_options(model: dict | None) -> tuple[dict, dict]:
-    """``model`` options (conf/model) as (U-Net keyword arguments, head and input options)."""
-    model = dict(model or {})
-    head = {k: model.pop(k) for k in HEAD_OPTIONS if k in model}
-    return model, head
-
-
 def kinetic_options(kinetic: dict | None) -> tuple[KineticGeometry, dict]:
     """``model.kinetic`` as the geometry of the kinetics and the other :class:`KineticHead` arguments."""
     k = dict(kinetic or {})
@@ -168,8 +160,6 @@ def check_kinetic_window(geometry: KineticGeometry, padding: str, window_length:
 
 def check_window(model: dict, window_length: int, resolution: int) -> None:
     """Raise a ``ValueError`` if the model a config (``conf/model``) describes cannot train on these windows."""
-    from seq_unet.model.unet import geometry_from_config
-
     unet, opts = split_model_options(model)
     geometry = geometry_from_config(unet)
     kinetic = opts.get("head", "linear") == "kinetic"

@@ -171,10 +171,19 @@ class SeqUNet(nn.Module):
                 m.train(enabled)
 
 
+# model options (conf/model) that configure the head and the input, not the U-Net
+HEAD_OPTIONS = ("head", "kinetic", "position_scale")
+
+
+def split_model_options(model: dict | None) -> tuple[dict, dict]:
+    """``model`` options (conf/model) as (U-Net keyword arguments, head and input options)."""
+    model = dict(model or {})
+    head = {k: model.pop(k) for k in HEAD_OPTIONS if k in model}
+    return model, head
+
+
 def geometry_from_config(model: Mapping) -> Geometry:
     """The :class:`Geometry` of the network a model config (``conf/model``) describes, without building it."""
-    from seq_unet.model.heads import HEAD_OPTIONS
-
     model = {k: v for k, v in model.items() if k not in HEAD_OPTIONS}
     kw = {k: p.default for k, p in inspect.signature(SeqUNet.__init__).parameters.items()
           if p.default is not inspect.Parameter.empty}

@@ -155,6 +155,58 @@ def _stanza(fields: list[tuple[str, str]]) -> str:
     return "".join(f"{k} {v}\n" for k, v in fields)
 
 
+def _track_stanzas(db_dir: Path, predicted: dict[str, str], measured: dict[str, str] | None,
+                   uncertainty: dict[str, str] | None, initiation: dict[str, str] | None,
+                   ranges: dict[str, tuple[float, float]] | None) -> list[str]:
+    """The trackDb.txt stanzas (in folder ``db_dir``): a prediction with a measurement goes into a
+    ``multiWig`` container overlaying both on one scale, every other track stands alone."""
+    stanzas = []
+    containers: dict[str, tuple[float, float]] = {}
+    for name, kind, path, color in _entries(predicted, measured, uncertainty, initiation):
+        overlaid = kind in ("predicted", "measured") and measured and name in measured
+        fields = [
+            ("track", _hub_name(f"{name}_{kind}")),
+            ("type", "bigWig"),
+            ("bigDataUrl", _rel(path, db_dir).replace(os.sep, "/")),
+            ("shortLabel", f"{name[:16 - len(HUB_SHORT[kind])]} {HUB_SHORT[kind]}"),  # UCSC: at most 17
+            ("longLabel", f"{name} {HUB_LONG[kind]}"[:80]),
+            ("color", color),
+        ]
+        if overlaid:
+            if name not in containers:
+                lo, hi = (ranges or {}).get(name) or display_range([predicted[name], measured[name]])
+                containers[name] = (lo, hi)
+                stanzas.append(_overlay_stanza(name, lo, hi))
+            stanzas.append(_stanza(fields + [("parent", _hub_name(f"{name}_overlay"))]))
+            continue
+        stanzas.append(_stanza(fields + [
+            ("visibility", "full"),
+            ("autoScale", "on"),
+            ("alwaysZero", "off" if kind != "initiation" else "on"),
+            ("maxHeightPixels", "100:60:8"),
+            ("windowingFunction", "mean"),
+        ]))
+    return stanzas
+
+
+def _overlay_stanza(name: str, lo: float, hi: float) -> str:
+    """The ``multiWig`` container of a track's prediction and measurement, on the fixed scale lo..hi."""
+    return _stanza([
+        ("track", _hub_name(f"{name}_overlay")),
+        ("container", "multiWig"),
+        ("aggregate", "transparentOverlay"),
+        ("showSubtrackColorOnUi", "on"),
+        ("type", f"bigWig {lo:.6g} {hi:.6g}"),
+        ("shortLabel", f"{name[:13]} fit"),
+        ("longLabel", f"{name} predicted (red) vs measured (black), one scale"[:80]),
+        ("visibility", "full"),
+        ("autoScale", "off"),
+        ("viewLimits", f"{lo:.6g}:{hi:.6g}"),
+        ("maxHeightPixels", "100:60:8"),
+        ("windowingFunction", "mean"),
+    ])
+
+
 def write_track_hub(hub_dir: str | os.PathLike, fasta: str | os.PathLike, predicted: dict[str, str],
                     measured: dict[str, str] | None = None, uncertainty: dict[str, str] | None = None,
                     genome: str = "genome", ucsc_assembly: str | None = None, email: str = "",
@@ -186,45 +238,7 @@ def write_track_hub(hub_dir: str | os.PathLike, fasta: str | os.PathLike, predic
         write_twobit(fasta, hub_dir / db / "genome.2bit")
         genomes += [("twoBitPath", f"{db}/genome.2bit"), ("organism", genome), ("description", genome),
                     ("scientificName", genome), ("defaultPos", f"{chrom}:1-{min(size, 200_000)}"), ("orderKey", "1")]
-    stanzas = []
-    containers: dict[str, tuple[float, float]] = {}
-    for name, kind, path, color in _entries(predicted, measured, uncertainty, initiation):
-        overlaid = kind in ("predicted", "measured") and measured and name in measured
-        fields = [
-            ("track", _hub_name(f"{name}_{kind}")),
-            ("type", "bigWig"),
-            ("bigDataUrl", _rel(path, trackdb.parent).replace(os.sep, "/")),
-            ("shortLabel", f"{name[:16 - len(HUB_SHORT[kind])]} {HUB_SHORT[kind]}"),  # UCSC: at most 17
-            ("longLabel", f"{name} {HUB_LONG[kind]}"[:80]),
-            ("color", color),
-        ]
-        if overlaid:
-            if name not in containers:
-                lo, hi = (ranges or {}).get(name) or display_range([predicted[name], measured[name]])
-                containers[name] = (lo, hi)
-                stanzas.append(_stanza([
-                    ("track", _hub_name(f"{name}_overlay")),
-                    ("container", "multiWig"),
-                    ("aggregate", "transparentOverlay"),
-                    ("showSubtrackColorOnUi", "on"),
-                    ("type", f"bigWig {lo:.6g} {hi:.6g}"),
-                    ("shortLabel", f"{name[:13]} fit"),
-                    ("longLabel", f"{name} predicted (red) vs measured (black), one scale"[:80]),
-                    ("visibility", "full"),
-                    ("autoScale", "off"),
-                    ("viewLimits", f"{lo:.6g}:{hi:.6g}"),
-                    ("maxHeightPixels", "100:60:8"),
-                    ("windowingFunction", "mean"),
-                ]))
-            stanzas.append(_stanza(fields + [("parent", _hub_name(f"{name}_overlay"))]))
-            continue
-        stanzas.append(_stanza(fields + [
-            ("visibility", "full"),
-            ("autoScale", "on"),
-            ("alwaysZero", "off" if kind != "initiation" else "on"),
-            ("maxHeightPixels", "100:60:8"),
-            ("windowingFunction", "mean"),
-        ]))
+    stanzas = _track_stanzas(trackdb.parent, predicted, measured, uncertainty, initiation, ranges)
     hub = _stanza([("hub", _hub_name(f"seq_unet_{genome}")), ("shortLabel", f"seq-unet {genome}"[:17]),
                    ("longLabel", f"seq-unet predictions on {genome}"[:80]), ("genomesFile", "genomes.txt"),
                    ("email", email or "none")])

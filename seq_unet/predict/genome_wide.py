@@ -116,24 +116,11 @@ def predict_batch(model: SeqUNetModule | list[SeqUNetModule], codes: np.ndarray,
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     inputs = {}  # one input per position-channel setting of the members
 
-    def outputs(member, inp: torch.Tensor) -> torch.Tensor:
-        if rates:
-            return member.predict_outputs(inp, rates=True).float()
-        return member.predict_values(inp).float()
-
     def once(member) -> torch.Tensor:
         scale = getattr(member, "position_scale", None)
         if scale not in inputs:
             inputs[scale] = torch.from_numpy(encode_input(codes, scale, starts, chrom_size)).to(device)
-        x = inputs[scale]
-        y = outputs(member, x)
-        if reverse_complement:
-            y = (y + outputs(member, reverse_complement_input(x)).flip(2)) / 2
-        if smooth <= 1:
-            return y
-        off = (codes.shape[-1] - y.shape[-1]) // 2  # output position j is window position j + off
-        bounds = None if inside is None else torch.as_tensor(np.asarray(inside), dtype=torch.long) - off
-        return running_mean(y, smooth, bounds)
+        return _one_pass(member, inputs[scale], codes.shape[-1], reverse_complement, smooth, inside, rates)
 
     with autocast:
         samples = []
@@ -152,6 +139,24 @@ def predict_batch(model: SeqUNetModule | list[SeqUNetModule], codes: np.ndarray,
         else:
             y, sd = samples[0], (torch.zeros_like(samples[0][:, :n_tracks]) if mc_samples > 0 else None)
     return _full_length(y, codes.shape[-1]), (None if sd is None else _full_length(sd, codes.shape[-1]))
+
+
+def _one_pass(member: SeqUNetModule, x: torch.Tensor, length: int, reverse_complement: bool, smooth: int,
+              inside: np.ndarray | None, rates: bool) -> torch.Tensor:
+    """One member's prediction for input ``x`` of windows of ``length`` bases (see :func:`predict_batch`)."""
+    def outputs(inp: torch.Tensor) -> torch.Tensor:
+        if rates:
+            return member.predict_outputs(inp, rates=True).float()
+        return member.predict_values(inp).float()
+
+    y = outputs(x)
+    if reverse_complement:
+        y = (y + outputs(reverse_complement_input(x)).flip(2)) / 2
+    if smooth <= 1:
+        return y
+    off = (length - y.shape[-1]) // 2  # output position j is window position j + off
+    bounds = None if inside is None else torch.as_tensor(np.asarray(inside), dtype=torch.long) - off
+    return running_mean(y, smooth, bounds)
 
 
 def running_mean(y: torch.Tensor, width: int, bounds: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,23 +257,13 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
         The written bigWig path per track, per ``<track>.initiation`` for a kinetic
         model, and per ``<track>.std`` with ``mc_samples`` or an ensemble.
     """
-    devices = int(devices)
-    if devices < 1:
-        raise InputError(f"predict.devices must be at least 1, not {devices}")
-    if devices > 1 and ":" in str(device):
-        raise InputError(f"predict.device={device} names one device; with predict.devices={devices} use "
-                         "predict.device=cuda (GPUs 0..N-1, or those CUDA_VISIBLE_DEVICES lists), cpu or auto")
+    devices = _checked_devices(devices, device)
     dev = resolve_device(device) if devices == 1 else torch.device("cpu")  # devices > 1: the workers' own
     ckpts = checkpoint_list(ckpt)
     members = load_members(ckpts, dev)
     model = members[0]
     length = int(window_length or model.hparams.window_length)
-    try:
-        off = max(m.net.geometry.offset(length) for m in members)
-        if any(m.net.geometry.offset(length) != off for m in members):
-            raise ValueError("the ensemble members' outputs are not aligned (model.padding differs)")
-    except ValueError as exc:
-        raise InputError(f"predict.window_length: {exc}") from exc
+    off = _aligned_offset(members, length)
     width = _smooth_width(smooth, int(model.hparams.target_resolution))
     blend = blend_width(blend, length)
     crop = max(window_crop(m, length, width, crop, blend) for m in members)
@@ -280,18 +275,45 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
                std_precision=precision / 10 if std_precision is None else std_precision,
                reverse_complement=reverse_complement, mask_unknown=mask_unknown, mc_samples=int(mc_samples),
                seed=int(seed), rows=rows, rate_precision=rate_precision, blend=blend)
-    genome = Genome(job.fasta)
     where = dev if devices == 1 else f"{devices} processes ({_accelerator(device)})"
-    log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
-             "running mean over %d bp, %s, %s, on %s", len(tracks), len(genome.sizes), sum(genome.sizes.values()),
-             length, crop, off, width, f"{mc_samples} Monte Carlo dropout samples" if mc_samples > 0 else "dropout off",
-             f"an ensemble of {len(members)} models" if len(members) > 1 else "one model", where)
+    _log_plan(job, len(tracks), len(members), where)
     if devices == 1:
         _predict_share(job, members, dev)
     else:
         del model, members
         _launch(job, device, devices)
     return dict(job.paths)
+
+
+def _checked_devices(devices: int, device: str) -> int:
+    """``predict.devices`` as a number, refused where it cannot be met with ``predict.device``."""
+    devices = int(devices)
+    if devices < 1:
+        raise InputError(f"predict.devices must be at least 1, not {devices}")
+    if devices > 1 and ":" in str(device):
+        raise InputError(f"predict.device={device} names one device; with predict.devices={devices} use "
+                         "predict.device=cuda (GPUs 0..N-1, or those CUDA_VISIBLE_DEVICES lists), cpu or auto")
+    return devices
+
+
+def _aligned_offset(members: list[SeqUNetModule], length: int) -> int:
+    """The output offset of ``length``-bp windows, which every member of an ensemble must share."""
+    try:
+        off = max(m.net.geometry.offset(length) for m in members)
+        if any(m.net.geometry.offset(length) != off for m in members):
+            raise ValueError("the ensemble members' outputs are not aligned (model.padding differs)")
+    except ValueError as exc:
+        raise InputError(f"predict.window_length: {exc}") from exc
+    return off
+
+
+def _log_plan(job: _Job, n_tracks: int, n_members: int, where) -> None:
+    genome = Genome(job.fasta)
+    log.info("predicting %d tracks on %d chromosomes (%d bp) with %d-bp windows, crop %d, output offset %d, "
+             "running mean over %d bp, %s, %s, on %s", n_tracks, len(genome.sizes), sum(genome.sizes.values()),
+             job.length, job.crop, job.off, job.width,
+             f"{job.mc_samples} Monte Carlo dropout samples" if job.mc_samples > 0 else "dropout off",
+             f"an ensemble of {n_members} models" if n_members > 1 else "one model", where)
 
 
 @dataclass
@@ -394,14 +416,7 @@ def _predict_share(job: _Job, model: list[SeqUNetModule], dev: torch.device, ran
                 cursor = 0
             for i in range(rank, len(batches), world_size):
                 batch = batches[i]
-                codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
-                # the chromosome's own extent in each window: smoothing stops at its ends
-                inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
-                if job.mc_samples > 0:
-                    torch.manual_seed(batch_seed(job.seed, chrom, i))
-                mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside,
-                                         np.array([p.start - off for p in batch]), size, job.rates)
-                out = (mean if sd is None else np.concatenate([mean, sd], axis=1))[:, job.rows]
+                out = _batch_outputs(job, model, dev, genome, chrom, size, batch, i)
                 for p, o in zip(batch, out):
                     if rank == 0:
                         place(buf, p, o)
@@ -416,22 +431,44 @@ def _predict_share(job: _Job, model: list[SeqUNetModule], dev: torch.device, ran
                 for part in _parts(torch.from_numpy(buf)):
                     dist.send(part, dst=0, group=group)
                 continue
-            for r in range(1, world_size):
-                share = [p for b in batches[r::world_size] for p in b]
-                got = torch.empty((len(names), _kept(batches[r::world_size])), dtype=torch.float32)
-                for part in _parts(got):
-                    dist.recv(part, src=r, group=group)
-                got, cursor = got.numpy(), 0
-                for p in share:
-                    lo, hi = p.span
-                    # at most two windows meet at a base, and a + b == b + a: the same bits in any order
-                    buf[:, lo:hi] += got[:, cursor : cursor + hi - lo]
-                    cursor += hi - lo
+            _add_shares(buf, batches, world_size, group)
             values = buf[:, off : off + size]
             if job.mask_unknown:
                 values[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
             for w, v in zip(writers, values):
                 w.add(chrom, v)
+
+
+def _batch_outputs(job: _Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome, chrom: str,
+                   size: int, batch: list, i: int) -> np.ndarray:
+    """The output rows (``job.rows``) of the windows of ``batch``, the ``i``-th batch of chromosome ``chrom``."""
+    off, length = job.off, job.length
+    codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
+    # the chromosome's own extent in each window: smoothing stops at its ends
+    inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
+    if job.mc_samples > 0:
+        torch.manual_seed(batch_seed(job.seed, chrom, i))
+    mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside,
+                             np.array([p.start - off for p in batch]), size, job.rates)
+    return (mean if sd is None else np.concatenate([mean, sd], axis=1))[:, job.rows]
+
+
+def _add_shares(buf: np.ndarray, batches: list[list], world_size: int, group) -> None:
+    """Process 0: receive every other process's parts of its windows (in the order of its batches)
+    and add them to the chromosome's ``buf``."""
+    import torch.distributed as dist
+
+    for r in range(1, world_size):
+        share = [p for b in batches[r::world_size] for p in b]
+        got = torch.empty((len(buf), _kept(batches[r::world_size])), dtype=torch.float32)
+        for part in _parts(got):
+            dist.recv(part, src=r, group=group)
+        got, cursor = got.numpy(), 0
+        for p in share:
+            lo, hi = p.span
+            # at most two windows meet at a base, and a + b == b + a: the same bits in any order
+            buf[:, lo:hi] += got[:, cursor : cursor + hi - lo]
+            cursor += hi - lo
 
 
 def _kept(batches) -> int:

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
 from seq_unet.config import register
-from tests.test_workflow import write_tiny_config
+from tests.workflow_helpers import write_tiny_config
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 TINY_MODEL = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5",
@@ -59,6 +59,7 @@ def _overrides(run: Path) -> dict:
     return {k: yaml.safe_load(v) for k, v in pairs}
 
 
+@pytest.mark.slow
 def test_optuna_search_of_two_trials(tiny_work):
     work, common = tiny_work
     sweep = work / "optuna"
@@ -94,6 +95,7 @@ def test_optuna_search_of_two_trials(tiny_work):
     assert "Best value" in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_a_trial_that_fails_stops_the_search_or_is_skipped(tiny_work):
     work, common = tiny_work
     # depth 3 with pool 4 needs windows in multiples of 64 bp, and the tiny windows are 4000 bp
@@ -123,6 +125,7 @@ def test_a_trial_that_fails_stops_the_search_or_is_skipped(tiny_work):
         json.loads((runs[2] / "train_summary.json").read_text())["best_val_pearson"])
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_folders(tiny_work):
     work, common = tiny_work
     sweep = work / "joblib"
@@ -141,6 +144,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_folders(tiny_work):
     assert sorted(_overrides(r)["seed"] for r in runs) == [0, 1]
 
 
+@pytest.mark.slow
 def test_a_failed_run_of_a_multirun_is_reported_after_the_others(tiny_work):
     """submitit's local executor: each job in its own process, as on SLURM; the task travels pickled."""
     work, common = tiny_work

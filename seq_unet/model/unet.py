@@ -31,6 +31,16 @@ def level_channels(base_channels: int, growth: float, depth: int, max_channels: 
     return chans
 
 
+def _coarse_head(channels: int, n_tracks: int, padding: str) -> nn.Conv1d:
+    """The bottleneck-to-outputs 1x1 convolution of ``coarse_head``, zero so the network starts as without it."""
+    if padding != "same":
+        raise ValueError("model.coarse_head needs model.padding: same (the bottleneck then spans the output exactly)")
+    conv = nn.Conv1d(channels, n_tracks, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 class SeqUNet(nn.Module):
     """1D dilated U-Net.
 
@@ -124,14 +134,7 @@ class SeqUNet(nn.Module):
             for i in range(depth)
         )
         self.head = nn.Conv1d(chans[0], n_tracks, 1)
-        self.coarse = None
-        if coarse_head:
-            if padding != "same":
-                raise ValueError("model.coarse_head needs model.padding: same (the bottleneck then spans the "
-                                 "output exactly)")
-            self.coarse = nn.Conv1d(chans[depth], n_tracks, 1)
-            nn.init.zeros_(self.coarse.weight)  # the network starts as without it
-            nn.init.zeros_(self.coarse.bias)
+        self.coarse = _coarse_head(chans[depth], n_tracks, padding) if coarse_head else None
 
     @property
     def length_multiple(self) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from seq_unet.errors import InputError
+from seq_unet.io.names import baseline_name, bigwig, initiation_name, std_name
 
 log = logging.getLogger("seq_unet")
 
@@ -193,9 +194,9 @@ def evaluate(cfg: DictConfig) -> None:
     sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
     split_of = _split_of(cfg, list(sizes))
     tracks = _tracks(cfg)
-    preds = {"seq-unet": {t: str(Path(cfg.paths.predictions) / f"{t}.bw") for t in tracks}}
-    for name in ("kmer_ridge", "gc"):
-        preds[name] = {t: str(Path(cfg.paths.baseline) / f"{t}.{name}.bw") for t in tracks}
+    preds = {"seq-unet": {t: str(Path(cfg.paths.predictions) / bigwig(t)) for t in tracks}}
+    for name in ("kmer_ridge", "gc"):  # the order of the rows of metrics.tsv
+        preds[name] = {t: str(Path(cfg.paths.baseline) / bigwig(baseline_name(t, name))) for t in tracks}
     for name, paths in preds.items():
         for t, path in paths.items():
             if not Path(path).exists():
@@ -231,8 +232,8 @@ def _origin_report(cfg: DictConfig, tracks: dict[str, str], chroms: list[str], p
     sites = motif_sites(cfg.paths.fasta, chroms, o.motif)  # one scan of the genome for every signal
     rows = []
     for t, measured in tracks.items():
-        candidates = {"measured": measured, "seq-unet": Path(cfg.paths.predictions) / f"{t}.bw",
-                      "seq-unet initiation rate": Path(cfg.paths.predictions) / f"{t}.initiation.bw"}
+        candidates = {"measured": measured, "seq-unet": Path(cfg.paths.predictions) / bigwig(t),
+                      "seq-unet initiation rate": Path(cfg.paths.predictions) / bigwig(initiation_name(t))}
         for kind, file in candidates.items():
             if not Path(file).exists():
                 continue
@@ -251,15 +252,15 @@ def browser(cfg: DictConfig) -> None:
     from seq_unet.predict.browser import display_range, write_igv_session, write_track_hub
 
     tracks = _tracks(cfg)
-    predicted = {t: str(Path(cfg.predict.out_dir) / f"{t}.bw") for t in tracks}
+    predicted = {t: str(Path(cfg.predict.out_dir) / bigwig(t)) for t in tracks}
     for t, path in predicted.items():
         if not Path(path).exists():
             raise InputError(f"{path} (prediction of {t}) does not exist; run `seq-unet predict` first")
-    def beside(suffix: str) -> dict[str, str]:  # present when the prediction wrote them
-        paths = {t: str(Path(cfg.predict.out_dir) / f"{t}.{suffix}.bw") for t in tracks}
+    def beside(name_of) -> dict[str, str]:  # present when the prediction wrote them
+        paths = {t: str(Path(cfg.predict.out_dir) / bigwig(name_of(t))) for t in tracks}
         return {t: p for t, p in paths.items() if Path(p).exists()}
 
-    std, initiation = beside("std"), beside("initiation")  # Monte Carlo dropout or ensemble; kinetic head
+    std, initiation = beside(std_name), beside(initiation_name)  # Monte Carlo dropout or ensemble; kinetic head
     ranges = {t: display_range([predicted[t], tracks[t]]) for t in tracks}
     out = Path(cfg.paths.browser)
     session = write_igv_session(out / "igv_session.xml", cfg.predict.fasta, predicted, tracks, uncertainty=std,

@@ -20,6 +20,7 @@ from sklearn.linear_model import Ridge
 
 from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome
+from seq_unet.io.names import BASELINES, baseline_name, bigwig
 from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def fit_baselines(fasta: str, tracks: dict[str, str], split_of: dict[str, str], 
         gc, freq = bin_features(genome.codes(chrom, 0, size), bin_size)
         feats[chrom] = (gc, _design(freq))
     out_dir = Path(out_dir)
-    written: dict[str, dict[str, Path]] = {"gc": {}, "kmer_ridge": {}}
+    written: dict[str, dict[str, Path]] = {name: {} for name in BASELINES}
     for track, path in tracks.items():
         bw = open_bigwig(path)
         y = {}
@@ -114,7 +115,7 @@ def fit_baselines(fasta: str, tracks: dict[str, str], split_of: dict[str, str], 
         log.info("%s: kmer_ridge alpha %.3g (validation Pearson %.3f)", track, best[1], best[0])
         models = {"gc": lambda c: intercept + slope * feats[c][0], "kmer_ridge": lambda c: best[2].predict(feats[c][1])}
         for name, predict in models.items():
-            dst = out_dir / f"{track}.{name}.bw"
+            dst = out_dir / bigwig(baseline_name(track, name))
             with BigWigWriter(dst, genome.sizes, precision=1e-4) as w:
                 for chrom, size in genome.sizes.items():
                     w.add(chrom, np.repeat(predict(chrom).astype(np.float32), bin_size)[:size])

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from seq_unet.errors import InputError
+from seq_unet.io.names import bigwig
 from seq_unet.io.tracks import DEFAULT_PRECISION
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def write_ensemble(members: list[dict[str, Path]], out_dir: Path, chrom_sizes: d
 
     out = {}
     for track in members[0]:
-        path = Path(out_dir) / f"{track}.bw"
+        path = Path(out_dir) / bigwig(track)
         handles = [open_bigwig(m[track]) for m in members]
         try:
             with BigWigWriter(path, chrom_sizes, precision) as writer:
@@ -174,7 +175,7 @@ def _predict_run(run: Path, fasta: str | Path, tracks: list[str], kwargs: dict) 
     from seq_unet.predict.genome_wide import predict_genome
 
     out = run / "predictions"
-    paths = {t: out / f"{t}.bw" for t in tracks}
+    paths = {t: out / bigwig(t) for t in tracks}
     if all(p.exists() for p in paths.values()):  # written atomically: present means complete
         return paths
     written = predict_genome(run / "best.ckpt", fasta, out, **kwargs)

@@ -41,6 +41,7 @@ import torch
 from seq_unet.checkpoint import load_module
 from seq_unet.errors import InputError
 from seq_unet.io.genome import UNKNOWN, Genome, prepare_fasta
+from seq_unet.io.names import bigwig, initiation_name, is_initiation, is_std, std_name
 from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.inputs import encode_input, reverse_complement_input
@@ -270,7 +271,7 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
     tracks = list(model.hparams.tracks)
     out_dir = Path(out_dir)
     names, rows = output_rows(model, mc_samples, len(members))
-    job = _Job(ckpt=ckpts, fasta=str(_indexed(fasta, out_dir)), paths={n: out_dir / f"{n}.bw" for n in names},
+    job = _Job(ckpt=ckpts, fasta=str(_indexed(fasta, out_dir)), paths={n: out_dir / bigwig(n) for n in names},
                length=length, crop=crop, off=off, width=width, batch_size=int(batch_size), precision=precision,
                std_precision=precision / 10 if std_precision is None else std_precision,
                reverse_complement=reverse_complement, mask_unknown=mask_unknown, mc_samples=int(mc_samples),
@@ -341,15 +342,12 @@ class _Job:
 
     @property
     def rates(self) -> bool:
-        return any(n.endswith(INITIATION) for n in self.paths)
+        return any(is_initiation(n) for n in self.paths)
 
     def precision_of(self, name: str) -> float:
-        if name.endswith(".std"):
+        if is_std(name):
             return self.std_precision
-        return self.rate_precision if name.endswith(INITIATION) else self.precision
-
-
-INITIATION = ".initiation"
+        return self.rate_precision if is_initiation(name) else self.precision
 
 
 def output_rows(model, mc_samples: int, members: int = 1) -> tuple[list[str], list[int]]:
@@ -360,10 +358,10 @@ def output_rows(model, mc_samples: int, members: int = 1) -> tuple[list[str], li
     n_rates = 0
     if getattr(model, "kinetic", False):
         n_rates = model.head.n_channels
-        names += [f"{t}{INITIATION}" for t in tracks]
+        names += [initiation_name(t) for t in tracks]
         rows += [len(tracks) + (i if n_rates > 1 else 0) for i in range(len(tracks))]
     if mc_samples > 0 or members > 1:
-        names += [f"{t}.std" for t in tracks]
+        names += [std_name(t) for t in tracks]
         rows += [len(tracks) + n_rates + i for i in range(len(tracks))]
     return names, rows
 

@@ -6,6 +6,9 @@ import shlex
 from omegaconf import OmegaConf
 from snakemake.utils import validate
 
+from seq_unet.io.names import BASELINES as NAMED_BASELINES
+from seq_unet.io.names import initiation_name, std_name
+
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -68,13 +71,13 @@ ENSEMBLE = int(config.get("ensemble", 1))
 KINETIC = CFG.model.head == "kinetic"
 # every prediction: the tracks, their initiation rates (kinetic head), their uncertainty (Monte Carlo
 # dropout or an ensemble)
-PREDICTED = (TRACKS + ([f"{t}.initiation" for t in TRACKS] if KINETIC else [])
-             + ([f"{t}.std" for t in TRACKS] if MC_SAMPLES > 0 or ENSEMBLE > 1 else []))
+PREDICTED = (TRACKS + ([initiation_name(t) for t in TRACKS] if KINETIC else [])
+             + ([std_name(t) for t in TRACKS] if MC_SAMPLES > 0 or ENSEMBLE > 1 else []))
 # the trained model: one checkpoint, or one per member of a seed ensemble (seeds 0..K-1)
 CHECKPOINTS = ([f"{RESULTS}/train/best.ckpt"] if ENSEMBLE == 1
                else [f"{RESULTS}/train/member{m}/best.ckpt" for m in range(ENSEMBLE)])
 
-BASELINES = ["gc", "kmer_ridge"]
+BASELINES = list(NAMED_BASELINES)
 
 # With --use-conda every step runs in a conda environment that installs this checkout:
 # workflows/envs/seq-unet.yaml names it ${SEQ_UNET_ROOT}, which pip expands.

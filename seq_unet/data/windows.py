@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seq_unet.errors import InputError
+from seq_unet.io.binning import bin_means
 from seq_unet.io.genome import UNKNOWN, Genome
 from seq_unet.io.intervals import covered_mask, overlapping_bases, read_bed, tile_genome
 from seq_unet.io.tracks import check_tracks_match_genome, open_bigwigs, read_values
@@ -123,14 +124,10 @@ def bin_targets(values: np.ndarray, valid: np.ndarray, spec: WindowSpec) -> tupl
         target float32 ``(n_tracks, length // resolution)`` (0 where invalid) and
         mask bool of the same shape.
     """
-    t, n = values.shape
-    r = spec.resolution
-    v = np.where(valid, values, 0.0).reshape(t, n // r, r).astype(np.float64)
-    cnt = valid.reshape(t, n // r, r).sum(-1)
-    # the fraction times r can land a hair above a whole number (0.55 * 100 = 55.000000000000007)
-    mask = cnt >= spec.min_valid_fraction * r - 1e-9
-    target = np.where(mask, v.sum(-1) / np.maximum(cnt, 1), 0.0).astype(np.float32)
-    return target, mask
+    # the fraction times the resolution can land a hair above a whole number (0.55 * 100 = 55.000000000000007)
+    means, mask = bin_means(values, spec.resolution, valid, min_valid_fraction=spec.min_valid_fraction,
+                            tolerance=1e-9, empty=0.0, dtype=np.float64)
+    return np.where(mask, means, 0.0).astype(np.float32), mask
 
 
 def make_windows(fasta: str, tracks: dict[str, str], spec: WindowSpec, val_chroms: list[str],

@@ -19,6 +19,7 @@ from scipy.ndimage import uniform_filter1d
 from sklearn.linear_model import Ridge
 
 from seq_unet.errors import InputError
+from seq_unet.io.binning import bin_means
 from seq_unet.io.genome import UNKNOWN, Genome
 from seq_unet.io.names import BASELINES, baseline_name, bigwig
 from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
@@ -48,7 +49,7 @@ def bin_features(codes: np.ndarray, bin_size: int) -> tuple[np.ndarray, np.ndarr
     known = codes != UNKNOWN
     gc = (codes == 1) | (codes == 2)
     bins = np.arange(n) // bin_size
-    gc_frac = np.bincount(bins, gc, nb) / np.maximum(np.bincount(bins, known, nb), 1)
+    gc_frac, _ = bin_means(gc, bin_size, known, empty=0.0, dtype=np.float64)
     canon = _canonical_index()
     ncol = canon.max() + 1
     counts = np.zeros((nb, ncol))
@@ -86,11 +87,8 @@ def fit_baselines(fasta: str, tracks: dict[str, str], split_of: dict[str, str], 
         bw = open_bigwig(path)
         y = {}
         for chrom, size in genome.sizes.items():
-            v = read_values(bw, chrom, 0, size, size)
-            nb = -(-size // bin_size)
-            v = np.pad(v, (0, nb * bin_size - size), constant_values=np.nan).reshape(nb, bin_size)
-            cnt = np.isfinite(v).sum(1)
-            y[chrom] = np.where(cnt >= bin_size / 2, np.nansum(v, 1) / np.maximum(cnt, 1), np.nan)
+            means, kept = bin_means(read_values(bw, chrom, 0, size, size), bin_size, min_valid_fraction=0.5)
+            y[chrom] = np.where(kept, means, np.nan)
         bw.close()
 
         def stack(split: str):

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 
 from seq_unet.data.store import load_manifest
+from seq_unet.io.binning import bin_means
 from seq_unet.io.genome import UNKNOWN
 from seq_unet.predict.tiling import place, plan_windows
 
@@ -112,8 +113,7 @@ def score_chromosomes(model, chroms: list[Chromosome], device: torch.device, len
         pred = predict_codes(model, c.codes, device, length, crop, batch_size, blend=blend)
         n_bins = c.target.shape[1]
         padded = np.pad(pred, ((0, 0), (0, n_bins * r - pred.shape[1])), constant_values=np.nan)
-        with np.errstate(invalid="ignore"):
-            preds.append(np.nanmean(padded.reshape(len(pred), n_bins, r), axis=-1))
+        preds.append(bin_means(padded, r, ~np.isnan(padded))[0].astype(np.float32))
         targets.append(c.target)
         masks.append(c.mask)
     p, t, m = (np.concatenate(a, axis=1) for a in (preds, targets, masks))

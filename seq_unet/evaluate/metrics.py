@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seq_unet.io.binning import bin_means
 from seq_unet.io.intervals import covered_mask
 from seq_unet.io.tracks import open_bigwig, read_values
 
@@ -24,15 +25,10 @@ def bin_pair(pred: np.ndarray, obs: np.ndarray, resolution: int,
 
     Returns the bin means of the bins with at least ``min_valid_fraction`` known bases.
     """
-    n = len(obs)
-    nb = -(-n // resolution)
-    pad = nb * resolution - n
     valid = np.isfinite(obs) & np.isfinite(pred)
-    o = np.pad(np.where(valid, obs, 0.0).astype(np.float64), (0, pad)).reshape(nb, resolution)
-    p = np.pad(np.where(valid, pred, 0.0).astype(np.float64), (0, pad)).reshape(nb, resolution)
-    cnt = np.pad(valid, (0, pad)).reshape(nb, resolution).sum(1)
-    keep = cnt >= min_valid_fraction * resolution
-    return p.sum(1)[keep] / cnt[keep], o.sum(1)[keep] / cnt[keep]
+    p, keep = bin_means(pred, resolution, valid, min_valid_fraction=min_valid_fraction, dtype=np.float64)
+    o, _ = bin_means(obs, resolution, valid, min_valid_fraction=min_valid_fraction, dtype=np.float64)
+    return p[keep], o[keep]
 
 
 def score(pred: np.ndarray, obs: np.ndarray) -> dict[str, float]:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from seq_unet.io.atomic import atomic_path  # noqa: E402
+from seq_unet.io.binning import bin_means  # noqa: E402
 from seq_unet.io.tracks import open_bigwig, read_values  # noqa: E402
 
 
@@ -19,11 +20,7 @@ def binned_track(path: str, chrom: str, size: int, resolution: int) -> np.ndarra
     bw = open_bigwig(path)
     v = read_values(bw, chrom, 0, size, size)
     bw.close()
-    nb = -(-size // resolution)
-    v = np.pad(v, (0, nb * resolution - size), constant_values=np.nan).reshape(nb, resolution)
-    with np.errstate(invalid="ignore"):
-        cnt = np.isfinite(v).sum(1)
-        return np.where(cnt > 0, np.nansum(v, 1) / np.maximum(cnt, 1), np.nan)
+    return bin_means(v, resolution)[0]
 
 
 def plot_chromosomes(track: str, observed: str, predictions: dict[str, str], chroms: dict[str, int],

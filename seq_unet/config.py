@@ -101,6 +101,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
+    warmup_start_factor: float = 0.01
+    min_lr_ratio: float = 0.01
     loss: str = "mse"
     ema_decay: Optional[float] = None
     early_stopping_patience: int = 15

@@ -47,6 +47,8 @@ class SeqUNetModule(pl.LightningModule):
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
         warmup_fraction: fraction of steps of linear warm-up before cosine decay.
+        warmup_start_factor: the warm-up starts at this fraction of ``lr``.
+        min_lr_ratio: the cosine decay ends at this fraction of ``lr``.
         loss: ``mse`` or ``huber``.
         dataset_md5: checksum of the training dataset's manifest (provenance).
     """
@@ -54,7 +56,8 @@ class SeqUNetModule(pl.LightningModule):
     def __init__(self, tracks: Sequence[str], window_length: int, target_resolution: int,
                  target_mean: Sequence[float], target_std: Sequence[float], model: dict | None = None,
                  lr: float = 2e-3, weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
-                 loss: str = "mse", dataset_md5: str | None = None):
+                 loss: str = "mse", dataset_md5: str | None = None, warmup_start_factor: float = 0.01,
+                 min_lr_ratio: float = 0.01):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)
@@ -192,10 +195,11 @@ class SeqUNetModule(pl.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warm = max(int(total * self.hparams.warmup_fraction), 1)
+        floor = self.hparams.lr * self.hparams.min_lr_ratio
         sched = torch.optim.lr_scheduler.SequentialLR(
             opt,
-            [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warm),
-             torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total - warm, 1), eta_min=self.hparams.lr * 0.01)],
+            [torch.optim.lr_scheduler.LinearLR(opt, self.hparams.warmup_start_factor, 1.0, warm),
+             torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total - warm, 1), eta_min=floor)],
             milestones=[warm],
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -127,6 +127,7 @@ def _module(cfg: DictConfig, m: dict) -> SeqUNetModule:
         model=OmegaConf.to_container(cfg.model, resolve=True), lr=float(cfg.train.lr),
         weight_decay=float(cfg.train.weight_decay), warmup_fraction=float(cfg.train.warmup_fraction),
         loss=str(cfg.train.loss), dataset_md5=m["dataset_md5"],
+        warmup_start_factor=float(cfg.train.warmup_start_factor), min_lr_ratio=float(cfg.train.min_lr_ratio),
     )
 
 

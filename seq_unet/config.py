@@ -111,6 +111,45 @@ class TrainConfig:
 
 
 @dataclass
+class CheckpointCallbackConfig:
+    top_k: int = 1  # best-epoch*.ckpt files kept (the best of them becomes best.ckpt)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = "${train.early_stopping_patience}"  # 0: off
+    min_delta: float = 0.0
+
+
+@dataclass
+class EMAConfig:
+    decay: Optional[float] = "${train.ema_decay}"  # null: off
+    update_every_n_steps: int = 1
+    update_starting_at_step: Optional[int] = None
+    update_starting_at_epoch: Optional[int] = None
+
+
+@dataclass
+class LRMonitorConfig:
+    logging_interval: Optional[str] = "epoch"  # epoch | step | null (off)
+
+
+@dataclass
+class CallbacksConfig:
+    checkpoint: CheckpointCallbackConfig = field(default_factory=CheckpointCallbackConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    lr_monitor: LRMonitorConfig = field(default_factory=LRMonitorConfig)
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "csv"  # csv | tensorboard | wandb: the latter two log beside the CSV table
+    project: str = "seq-unet"  # wandb
+    offline: bool = True  # wandb: write under the run folder, upload later with `wandb sync`
+
+
+@dataclass
 class PredictConfig:
     ckpt: Any = MISSING  # a checkpoint, or a list of them (a seed ensemble)
     fasta: str = MISSING
@@ -166,6 +205,8 @@ class Config:
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -10,6 +10,7 @@ process runs :func:`train`; rank 0 alone changes files before training.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from seq_unet.checkpoint import ProvenanceRecorder, atomic_checkpoint_io, load_contents, make_provenance
@@ -37,6 +38,8 @@ log = logging.getLogger("seq_unet")
 
 # what Lightning's DDP launcher sets in the environment of the process that starts the others
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+# the optional loggers' packages (any one of them will do), imported only when chosen
+_LOGGER_PACKAGES = {"tensorboard": "tensorboard or tensorboardX", "wandb": "wandb"}
 
 
 class ResumePoint(NamedTuple):
@@ -61,7 +64,7 @@ def train(cfg: DictConfig) -> float:
     n_params = sum(p.numel() for p in module.parameters())
     ckpt_dir = out / "checkpoints"
     best_cb, callbacks = _callbacks(cfg, ckpt_dir)
-    trainer = _trainer(trainer_kw, [*callbacks, provenance], out)
+    trainer = _trainer(trainer_kw, [*callbacks, provenance], out, _loggers(cfg, out))
     # With DDP every process runs this step. Only rank 0 changes files before training (its
     # other processes start, or join, only when rank 0 is in trainer.fit); the others read the
     # same last.ckpt and so resume, or not, as rank 0 does.
@@ -132,29 +135,42 @@ def _module(cfg: DictConfig, m: dict) -> SeqUNetModule:
 
 
 def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> tuple[ModelCheckpoint, list[pl.Callback]]:
-    """The callback keeping the best checkpoint, and every callback of the run (it among them)."""
+    """The callback keeping the best checkpoints, and every callback of the run (it among them).
+
+    Their settings are ``cfg.callbacks`` (conf/callbacks/), whose early stopping and
+    EMA follow ``train.early_stopping_patience`` and ``train.ema_decay`` unless set there.
+    """
     monitor = _selection_metric(cfg)
+    cb = cfg.callbacks
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor=monitor, mode="max",
-                              save_top_k=1, auto_insert_metric_name=False)
+                              save_top_k=int(cb.checkpoint.top_k), auto_insert_metric_name=False)
     # last.ckpt after every epoch, improved or not (Lightning's save_last writes it only in epochs
     # that save a new best), so an interrupted run resumes from its latest epoch
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
                               enable_version_counter=False)
-    callbacks = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch")]
+    callbacks = [best_cb, last_cb]
+    interval = cb.lr_monitor.logging_interval
+    if interval is not None:
+        if interval not in ("epoch", "step"):
+            raise InputError(f"callbacks.lr_monitor.logging_interval must be epoch, step or null, not {interval!r}")
+        callbacks.append(LearningRateMonitor(logging_interval=str(interval)))
     if monitor == "val/genome_pearson":
         from seq_unet.evaluate.genome_val import GenomeValidation
 
         # before the checkpoint callbacks, which read the score it logs
         callbacks.insert(0, GenomeValidation(cfg.paths.dataset, batch_size=int(cfg.predict.batch_size),
                                              blend=cfg.predict.get("blend", 0)))
-    if cfg.train.get("ema_decay"):
+    if cb.ema.decay:
         from pytorch_lightning.callbacks import EMAWeightAveraging
 
         # validation, model selection and the saved checkpoints use the averaged weights
-        callbacks.append(EMAWeightAveraging(decay=float(cfg.train.ema_decay)))
-    if int(cfg.train.early_stopping_patience) > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max",
-                                       patience=int(cfg.train.early_stopping_patience)))
+        callbacks.append(EMAWeightAveraging(
+            decay=float(cb.ema.decay), update_every_n_steps=int(cb.ema.update_every_n_steps),
+            update_starting_at_step=cb.ema.update_starting_at_step,
+            update_starting_at_epoch=cb.ema.update_starting_at_epoch))
+    if int(cb.early_stopping.patience) > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(cb.early_stopping.patience),
+                                       min_delta=float(cb.early_stopping.min_delta)))
     return best_cb, callbacks
 
 
@@ -167,10 +183,35 @@ def _selection_metric(cfg: DictConfig) -> str:
     return "val/genome_pearson" if choice == "genome" else "val/pearson"
 
 
-def _trainer(trainer_kw: dict, callbacks: list[pl.Callback], out: Path) -> pl.Trainer:
+def _loggers(cfg: DictConfig, out: Path) -> list[Logger]:
+    """The run's loggers (``cfg.logger``, conf/logger/): the CSV table ``<out>/logs/metrics.csv`` first,
+    then TensorBoard (``<out>/tensorboard``) or Weights & Biases (``<out>/wandb``) if chosen."""
+    loggers: list[Logger] = [CSVLogger(str(out), name="", version="logs")]
+    kind = str(cfg.logger.kind)
+    if kind == "csv":
+        return loggers
+    if kind not in _LOGGER_PACKAGES:
+        raise InputError(f"logger.kind must be csv, tensorboard or wandb, not {kind!r}")
+    package = _LOGGER_PACKAGES[kind]
+    if not any(importlib.util.find_spec(name) is not None for name in package.split(" or ")):
+        pip = package.split(" or ")[0]
+        raise InputError(f"logger={kind} needs the {pip} package, which is not installed: pip install {pip}")
+    if kind == "tensorboard":
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(out), name="", version="tensorboard", default_hp_metric=False))
+    else:
+        from pytorch_lightning.loggers import WandbLogger
+
+        loggers.append(WandbLogger(save_dir=str(out), project=str(cfg.logger.project),
+                                   offline=bool(cfg.logger.offline)))
+    return loggers
+
+
+def _trainer(trainer_kw: dict, callbacks: list[pl.Callback], out: Path, loggers: list[Logger]) -> pl.Trainer:
     try:
         return pl.Trainer(**trainer_kw, callbacks=callbacks, default_root_dir=str(out),
-                          logger=CSVLogger(str(out), name="", version="logs"), plugins=[atomic_checkpoint_io()])
+                          logger=loggers[0] if len(loggers) == 1 else loggers, plugins=[atomic_checkpoint_io()])
     except (TypeError, ValueError, MisconfigurationException) as exc:  # Lightning checks the trainer.* keys
         raise InputError(f"trainer config (pytorch_lightning.Trainer arguments): {exc}") from None
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
 from seq_unet.config import register
+from seq_unet.errors import InputError
 from seq_unet.lit import SeqUNetModule
+from seq_unet.training import _callbacks, _loggers
+from tests.workflow_helpers import write_tiny_config
 
 MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
@@ -53,3 +62,95 @@ def _compose(*overrides: str):
     register()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+EXE = str(Path(sys.executable).parent / "seq-unet")
+TINY = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
+        "trainer.max_epochs=2", "train.batch_size=4", "train.num_workers=0", "train.select_on=windows"]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env=dict(os.environ, HYDRA_FULL_ERROR="0"))
+
+
+def _kinds(callbacks) -> list[str]:
+    return [type(c).__name__ for c in callbacks]
+
+
+def test_the_default_callbacks_are_the_former_ones(tmp_path):
+    best, callbacks = _callbacks(_compose("train.select_on=windows"), tmp_path)
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "EarlyStopping"]
+    assert callbacks[0] is best and best.save_top_k == 1 and best.monitor == "val/pearson"
+    assert callbacks[2].logging_interval == "epoch" and callbacks[3].patience == 15
+    _, callbacks = _callbacks(_compose(), tmp_path)  # selection on the genome: its validation comes first
+    assert _kinds(callbacks)[0] == "GenomeValidation" and callbacks[1].monitor == "val/genome_pearson"
+
+
+def test_the_former_train_keys_still_set_ema_and_early_stopping(tmp_path):
+    cfg = _compose("train.select_on=windows", "train.ema_decay=0.99", "train.early_stopping_patience=0")
+    assert cfg.callbacks.ema.decay == 0.99 and cfg.callbacks.early_stopping.patience == 0
+    _, callbacks = _callbacks(cfg, tmp_path)
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "EMAWeightAveraging"]
+
+
+def test_callback_settings_from_the_callbacks_group(tmp_path):
+    cfg = _compose("train.select_on=windows", "callbacks.checkpoint.top_k=3", "callbacks.early_stopping.patience=4",
+                   "callbacks.early_stopping.min_delta=0.001", "callbacks.lr_monitor.logging_interval=null")
+    best, callbacks = _callbacks(cfg, tmp_path)
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "EarlyStopping"]
+    assert best.save_top_k == 3 and callbacks[2].patience == 4 and callbacks[2].min_delta == 0.001
+    with pytest.raises(InputError, match="logging_interval must be epoch, step or null"):
+        _callbacks(_compose("callbacks.lr_monitor.logging_interval=hourly"), tmp_path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["callbacks.early_stoping.patience=3"], "Key 'early_stoping' not in 'CallbacksConfig'"),
+    (["callbacks.checkpoint.top=3"], "Key 'top' not in 'CheckpointCallbackConfig'"),
+    (["logger=csvv"], "Could not find 'logger/csvv'"),
+    (["logger.projet=x"], "Key 'projet' not in 'LoggerConfig'"),
+])
+def test_a_misspelt_callbacks_or_logger_key(tmp_path, args, message):
+    out = _run("windows", *args, cwd=tmp_path)
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")
+def test_wandb_without_its_package_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match=r"logger=wandb needs the wandb package.*pip install wandb"):
+        _loggers(_compose("logger=wandb"), tmp_path)
+
+
+def test_the_csv_logger_alone_by_default(tmp_path):
+    (logger,) = _loggers(_compose(), tmp_path)
+    assert type(logger).__name__ == "CSVLogger" and Path(logger.log_dir) == tmp_path / "logs"
+
+
+@pytest.fixture(scope="module")
+def tiny_work(tiny_genome, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A folder with the tiny data set extracted, and the overrides that select it."""
+    work = tmp_path_factory.mktemp("loggers")
+    common = ["data=tiny", f"hydra.searchpath=[file://{write_tiny_config(work, tiny_genome)}]"]
+    for step in ("genome", "windows", "extract"):
+        out = _run(step, *common, *TINY[:5], cwd=work)
+        assert out.returncode == 0, out.stderr[-3000:]
+    return work, common
+
+
+@pytest.mark.slow
+def test_training_with_the_tensorboard_logger(tiny_work):
+    work, common = tiny_work
+    out = _run("train", *common, *TINY, "logger=tensorboard", cwd=work)
+    train = work / "results" / "tiny" / "train"
+    if not any(importlib.util.find_spec(p) for p in ("tensorboard", "tensorboardX")):
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "logger=tensorboard needs the tensorboard package, which is not installed: pip install tensorboard" \
+            in out.stderr
+        assert not (train / "best.ckpt").exists()
+        return
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert list((train / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = pd.read_csv(train / "logs" / "metrics.csv")  # the CSV table as ever
+    assert metrics.dropna(subset=["val/pearson"]).epoch.tolist() == [0, 1]
+    assert (train / "best.ckpt").exists()

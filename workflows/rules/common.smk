@@ -125,10 +125,10 @@ STEP_CONFIG = {
                 "model.dilation_growth", "model.up", "model.padding"],
     # the manifest records the whole data config
     "extract": ["data"],
-    # the network, the optimiser, Lightning; genome-wide validation predicts as `predict` does
-    # (predict.batch_size, predict.blend); the window check reads data.target_resolution
-    "train": ["seed", "model", "train", "trainer", "data.target_resolution", "predict.batch_size",
-              "predict.blend"],
+    # the network, the optimiser, Lightning, its callbacks and loggers; genome-wide validation predicts
+    # as `predict` does (predict.batch_size, predict.blend); the window check reads data.target_resolution
+    "train": ["seed", "model", "train", "trainer", "callbacks", "logger", "data.target_resolution",
+              "predict.batch_size", "predict.blend"],
     # the checkpoint holds the model; the checkpoint check reads the tracks and window length
     "predict": ["seed", "predict", "data.tracks", "data.window_length"],
     "baseline": ["data.tracks", "data.val_chroms", "data.test_chroms", "evaluate.baseline_bin"],

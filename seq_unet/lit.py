@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.regression import PearsonCorrCoef
 
 from seq_unet.model.heads import check_kinetic_window, loss_margin_bins, make_head
@@ -32,6 +32,31 @@ from seq_unet.model.unet import SeqUNet, split_model_options
 def known_bases(x: torch.Tensor) -> torch.Tensor:
     """``(batch, length)`` bool: True where the input holds a base (not unknown DNA or padding)."""
     return x[:, :4].sum(1) > 0
+
+
+class TrackPearson(PearsonCorrCoef):
+    """The validation Pearson of one track; 0 where it is undefined (constant values, fewer than two bins)."""
+
+    def compute(self) -> torch.Tensor:
+        return torch.nan_to_num(super().compute(), nan=0.0)
+
+
+class MeanOfMetrics(Metric):
+    """The mean of other metrics' values (each computed, and gathered from every process, by itself).
+
+    It holds no state: ``update`` only marks that an epoch has data. The metrics are
+    kept in a plain list, so that they are not registered as its submodules twice.
+    """
+
+    def __init__(self, metrics: Sequence[Metric]):
+        super().__init__()
+        self._parts = list(metrics)
+
+    def update(self) -> None:
+        pass
+
+    def compute(self) -> torch.Tensor:
+        return torch.stack([m.compute() for m in self._parts]).mean()
 
 
 class SeqUNetModule(pl.LightningModule):
@@ -68,7 +93,8 @@ class SeqUNetModule(pl.LightningModule):
         self.net = SeqUNet(n_tracks=self.head.n_channels, in_channels=input_channels(self.position_scale), **unet)
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(list(target_std), dtype=torch.float32))
-        self.val_pearson = nn.ModuleList(PearsonCorrCoef() for _ in self.tracks)
+        self.val_pearson = nn.ModuleList(TrackPearson() for _ in self.tracks)
+        self.val_pearson_mean = MeanOfMetrics(self.val_pearson)
         self.val_loss = MeanMetric()  # the error over every valid validation bin, however the windows are batched
         if loss not in ("mse", "huber"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'huber'")
@@ -176,20 +202,14 @@ class SeqUNetModule(pl.LightningModule):
             m = mask[:, t]
             if m.sum() > 1:
                 metric.update(pooled[:, t][m].float(), y[:, t][m].float())
-
-    def on_validation_epoch_end(self) -> None:
-        # torchmetrics gathers the metrics' states from every process (DDP) in compute():
-        # the values are those of the whole validation split, as in a single process
-        self.log("val/loss", self.val_loss.compute(), sync_dist=False)
-        self.val_loss.reset()
-        values = []
+        self.val_pearson_mean.update()
+        # the metric objects themselves are logged: Lightning computes them at the epoch's end and resets them,
+        # and torchmetrics gathers their states from every process (DDP) in compute(), so the values are those
+        # of the whole validation split, as in a single process
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
         for name, metric in zip(self.tracks, self.val_pearson):
-            r = metric.compute()
-            metric.reset()
-            r = torch.nan_to_num(r, nan=0.0)
-            self.log(f"val/pearson_{name}", r, sync_dist=False)
-            values.append(r)
-        self.log("val/pearson", torch.stack(values).mean(), prog_bar=True, sync_dist=False)
+            self.log(f"val/pearson_{name}", metric, on_step=False, on_epoch=True)
+        self.log("val/pearson", self.val_pearson_mean, on_step=False, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

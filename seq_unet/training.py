@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> float:
         log.setLevel(logging.WARNING)  # rank 0 reports
     log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
              n_params, module.net.channels, module.net.receptive_field, m["window_length"])
-    # the validation metrics are torchmetrics objects, gathered from every process before they are logged
+    # the genome-wide validation score (GenomeValidation) is computed by rank 0 alone and logged as a plain value;
+    # the window-level metrics are logged as torchmetrics objects, which Lightning does not warn about
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('val/.*sync_dist=True")
     resume = resume_point(ckpt_dir / "last.ckpt", dict(module.hparams), move_stale=rank == 0) \
         if bool(cfg.train.resume) else None

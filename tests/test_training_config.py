@@ -154,3 +154,19 @@ def test_training_with_the_tensorboard_logger(tiny_work):
     metrics = pd.read_csv(train / "logs" / "metrics.csv")  # the CSV table as ever
     assert metrics.dropna(subset=["val/pearson"]).epoch.tolist() == [0, 1]
     assert (train / "best.ckpt").exists()
+
+
+def test_validation_pearson_per_track_zero_where_undefined_and_their_mean():
+    import torch
+
+    from seq_unet.lit import MeanOfMetrics, TrackPearson
+
+    tracks = [TrackPearson(), TrackPearson()]
+    mean = MeanOfMetrics(tracks)
+    tracks[0].update(torch.tensor([0.0, 1.0, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0, 4.5]))
+    tracks[1].update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([5.0, 5.0, 5.0]))  # constant: undefined
+    mean.update()
+    r = torch.corrcoef(torch.tensor([[0.0, 1.0, 2.0, 4.0], [1.0, 2.0, 3.0, 4.5]]))[0, 1]
+    assert torch.isclose(tracks[0].compute(), r) and tracks[1].compute() == 0.0
+    assert torch.isclose(mean.compute(), r / 2)
+    assert not list(mean.children())  # the tracks' metrics are the module's, not registered twice

@@ -285,7 +285,7 @@ def resume_point(last: Path, hparams: dict, move_stale: bool = True) -> ResumePo
     except Exception as exc:  # unreadable: do not resume from it
         log.warning("cannot read %s (%s); training from scratch", last, exc)
         saved = None
-    if saved is not None and dict(saved) == hparams:
+    if saved is not None and {**_later_defaults(saved, hparams), **saved} == hparams:
         log.info("resuming from %s", last)
         return ResumePoint(str(last), int(ckpt.get("epoch", -1)))
     if not move_stale:
@@ -295,6 +295,16 @@ def resume_point(last: Path, hparams: dict, move_stale: bool = True) -> ResumePo
     last.parent.rename(stale)
     log.warning("%s belongs to a run with other data or settings; moved to %s, training from scratch", last, stale)
     return None
+
+
+def _later_defaults(saved: dict, hparams: dict) -> dict:
+    """Settings of ``hparams`` that a checkpoint written before they existed lacks, at their defaults
+    (e.g. ``warmup_start_factor``): such a checkpoint continues a run that used those defaults."""
+    import inspect
+
+    params = inspect.signature(SeqUNetModule.__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k in hparams and k not in saved and p.default is not inspect.Parameter.empty}
 
 
 def keep_metrics_before(done: int, metrics_csv: Path) -> None:

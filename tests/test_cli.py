@@ -60,6 +60,11 @@ def test_resume_only_from_the_same_run(tmp_path):
     assert resume_point(last, {"tracks": ["a"], "dataset_md5": "y"}) is None
     assert not ckpt_dir.exists() and (tmp_path / "checkpoints.stale" / "last.ckpt").exists()
     assert resume_point(last, {"tracks": ["a"]}) is None
+    # a checkpoint written before a setting existed continues a run at that setting's default
+    ckpt_dir.mkdir()
+    torch.save({"hyper_parameters": {"tracks": ["a"]}}, last)
+    assert resume_point(last, {"tracks": ["a"], "min_lr_ratio": 0.01}) == (str(last), -1)
+    assert resume_point(last, {"tracks": ["a"], "min_lr_ratio": 0.1}) is None
 
 
 def test_sweep_summary_of_a_missing_folder_is_a_clear_error(tmp_path):

@@ -50,10 +50,14 @@ def test_the_shipped_configs_fit_the_schema():
     (["data.window_length=abc"], "Value 'abc' of type 'str' could not be converted to Integer"),
     (["predict.mc_sample=3"], "Key 'mc_sample' not in 'PredictConfig'"),
     (["train.batch_size=1.5"], "could not be converted to Integer"),
+    (["callbacks.early_stoping.patience=3"], "Key 'early_stoping' not in 'CallbacksConfig'"),
+    (["callbacks.checkpoint.top=3"], "Key 'top' not in 'CheckpointCallbackConfig'"),
+    (["logger=csvv"], "Could not find 'logger/csvv'"),
+    (["logger.projet=x"], "Key 'projet' not in 'LoggerConfig'"),
 ])
 def test_a_misspelt_key_or_wrong_type_on_the_command_line(tmp_path, args, message):
     out = _run("windows", *args, cwd=tmp_path)
-    assert out.returncode != 0 and message in out.stderr
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and not (tmp_path / "results").exists()
 
 

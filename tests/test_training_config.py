@@ -104,20 +104,9 @@ def test_callback_settings_from_the_callbacks_group(tmp_path):
         _callbacks(_compose("callbacks.lr_monitor.logging_interval=hourly"), tmp_path)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["callbacks.early_stoping.patience=3"], "Key 'early_stoping' not in 'CallbacksConfig'"),
-    (["callbacks.checkpoint.top=3"], "Key 'top' not in 'CheckpointCallbackConfig'"),
-    (["logger=csvv"], "Could not find 'logger/csvv'"),
-    (["logger.projet=x"], "Key 'projet' not in 'LoggerConfig'"),
-])
-def test_a_misspelt_callbacks_or_logger_key(tmp_path, args, message):
-    out = _run("windows", *args, cwd=tmp_path)
-    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
-    assert "Traceback" not in out.stderr and not (tmp_path / "results").exists()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")
-def test_wandb_without_its_package_is_a_clear_error(tmp_path):
+def test_wandb_without_its_package_is_a_clear_error(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
     with pytest.raises(InputError, match=r"logger=wandb needs the wandb package.*pip install wandb"):
         _loggers(_compose("logger=wandb"), tmp_path)
 
@@ -143,12 +132,6 @@ def test_training_with_the_tensorboard_logger(tiny_work):
     work, common = tiny_work
     out = _run("train", *common, *TINY, "logger=tensorboard", cwd=work)
     train = work / "results" / "tiny" / "train"
-    if not any(importlib.util.find_spec(p) for p in ("tensorboard", "tensorboardX")):
-        assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert "logger=tensorboard needs the tensorboard package, which is not installed: pip install tensorboard" \
-            in out.stderr
-        assert not (train / "best.ckpt").exists()
-        return
     assert out.returncode == 0, out.stderr[-3000:]
     assert list((train / "tensorboard").glob("events.out.tfevents.*"))
     metrics = pd.read_csv(train / "logs" / "metrics.csv")  # the CSV table as ever

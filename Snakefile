@@ -3,7 +3,10 @@
 #
 #   snakemake --cores 2                        # bundled yeast data (conf/data/sacCer3.yaml)
 #   snakemake --cores 8 --config data=NAME     # conf/data/NAME.yaml, outputs in results/NAME/
-#   snakemake --profile workflows/profiles/slurm --config data=NAME   # each step a SLURM job
+#   snakemake --workflow-profile workflows/profiles/slurm --config data=NAME   # each step a SLURM job
+#
+# Threads, memory and wall time of each step: workflows/profiles/default (found through
+# profiles/, a link to workflows/profiles), or the SLURM profile that replaces it.
 #   snakemake --report report.html             # after a run: metrics, plots, resources, configuration
 #
 # Every rule calls a `seq-unet <step>` command, so each step also runs alone.

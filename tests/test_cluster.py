@@ -1,5 +1,6 @@
-"""The workflow on a cluster: lint, per-step resources, and the SLURM profile (a dry run, and a
-whole run through the SLURM executor plugin against stand-ins for the SLURM commands)."""
+"""The workflow on a cluster: lint, per-step resources from the workflow profiles, and the SLURM
+profile (a dry run, and a whole run through the SLURM executor plugin against stand-ins for the
+SLURM commands)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.conftest import REPO
 from tests.workflow_helpers import snakemake_cmd, write_tiny_config
 
 PROFILE = REPO / "workflows" / "profiles" / "slurm"
+DEFAULT_PROFILE = REPO / "workflows" / "profiles" / "default"
 STEPS = ["genome", "windows", "extract", "train", "predict", "baseline", "evaluate", "browser"]
 GPU_STEPS = {"train", "predict"}
 
@@ -43,6 +45,16 @@ def dry_run_jobs(text: str) -> dict[str, dict]:
     return jobs
 
 
+def profile_values(profile: Path, step: str, attempt: int = 1) -> dict:
+    """threads, mem_mb, runtime and gpu a profile gives a step on a given try. Memory and wall
+    time are Python expressions of `attempt`, which Snakemake evaluates the same way."""
+    conf = yaml.safe_load((profile / "config.yaml").read_text())
+    values = {"threads": conf["set-threads"][step]}
+    for key, value in conf["set-resources"][step].items():
+        values[key] = value if isinstance(value, int) else eval(value, {"attempt": attempt})  # noqa: S307
+    return values
+
+
 @pytest.fixture
 def tiny(tiny_genome, tmp_path):
     conf = write_tiny_config(tmp_path, tiny_genome)
@@ -63,29 +75,26 @@ def test_lint_is_clean(tiny):
     assert "No validator found" not in text, text[-3000:]
 
 
-def test_every_step_takes_threads_memory_runtime_and_gpus_from_the_config(tiny, tmp_path):
-    """Distinct values per step in a config file show up in each job of a dry run."""
+def test_every_step_takes_threads_memory_runtime_and_gpus_from_the_workflow_profile(tiny, tmp_path):
+    """Distinct values per step in a workflow profile show up in each job of a dry run."""
     work, conf = tiny
     want = {
         step: {"threads": 3 + i, "mem_mb": 1000 + 7 * i, "runtime": 11 + i, **({"gpu": 2} if step in GPU_STEPS else {})}
         for i, step in enumerate(STEPS)
     }
-    configfile = tmp_path / "resources.yaml"
-    configfile.write_text(yaml.safe_dump({"resources": want}))
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(yaml.safe_dump({
+        "set-threads": {step: v["threads"] for step, v in want.items()},
+        "set-resources": {step: {k: x for k, x in v.items() if k != "threads"} for step, v in want.items()},
+    }))
     # a dry run caps threads at --cores (1 when not given)
-    cmd, env = snakemake_cmd(work, conf, "--dry-run", "--printshellcmds", "--configfile", str(configfile))
+    cmd, env = snakemake_cmd(work, conf, "--dry-run", "--printshellcmds", "--workflow-profile", str(profile))
     cmd[cmd.index("--cores") + 1] = "64"
     out = run(cmd, env)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert f"workflow specific profile {profile}" in out.stderr
     jobs = dry_run_jobs(out.stdout)
-
-    listed = run([cmd[0], "-s", str(REPO / "Snakefile"), "-d", str(work), "--list-rules",
-                  "--config", "data=tiny", f"conf_dir={conf}"], env)
-    assert listed.returncode == 0, listed.stderr[-3000:]
-    rules = set(listed.stdout.split()) - {"all"}
-    # train_member: a member of a seed ensemble, the train step with another seed (not run with ensemble: 1)
-    assert rules - {"train_member"} == set(STEPS) == set(jobs) - {"all"}, (rules, set(jobs))
-
     for step, values in want.items():
         got = jobs[step]
         assert got["threads"] == values["threads"], (step, got)
@@ -96,28 +105,57 @@ def test_every_step_takes_threads_memory_runtime_and_gpus_from_the_config(tiny, 
     assert "train.num_workers=6" in out.stdout
 
 
-def test_memory_and_runtime_double_on_a_retry(tiny):
-    """--attempt is what Snakemake passes a job on its second try (--retries)."""
+def test_the_default_profile_is_found_and_sizes_every_rule(tiny):
+    """A plain run (no profile named) uses workflows/profiles/default through the profiles/ link,
+    and both the local and the SLURM profile size every rule of the workflow."""
     work, conf = tiny
-    cmd, env = snakemake_cmd(work, conf, "--dry-run", "--attempt", "2")
+    cmd, env = snakemake_cmd(work, conf, "--dry-run")
+    cmd[cmd.index("--cores") + 1] = "64"
     out = run(cmd, env)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "workflow specific profile" in out.stderr and "profiles/default" in out.stderr, out.stderr[-2000:]
+    assert (REPO / "profiles" / "default").resolve() == DEFAULT_PROFILE.resolve()
     jobs = dry_run_jobs(out.stdout)
-    defaults = yaml.safe_load((REPO / "workflows" / "config.yaml").read_text())["resources"]
     for step in STEPS:
-        assert jobs[step]["resources"]["mem_mb"] == 2 * defaults[step]["mem_mb"], (step, jobs[step])
-        assert jobs[step]["resources"]["runtime"] == 2 * defaults[step]["runtime"], (step, jobs[step])
+        assert jobs[step]["threads"] == profile_values(DEFAULT_PROFILE, step)["threads"], (step, jobs[step])
+        assert jobs[step]["resources"].get("gpu") == profile_values(DEFAULT_PROFILE, step).get("gpu"), step
+
+    listed = run([cmd[0], "-s", str(REPO / "Snakefile"), "-d", str(work), "--list-rules",
+                  "--config", "data=tiny", f"conf_dir={conf}"], env)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    rules = set(listed.stdout.split()) - {"all"}
+    # train_member: a member of a seed ensemble, the train step with another seed (not run with ensemble: 1)
+    assert rules - {"train_member"} == set(STEPS) == set(jobs) - {"all"}, (rules, set(jobs))
+    for profile in (DEFAULT_PROFILE, PROFILE):
+        conf_yaml = yaml.safe_load((profile / "config.yaml").read_text())
+        assert set(conf_yaml["set-threads"]) == rules == set(conf_yaml["set-resources"]), profile
+        for step in rules:
+            values = profile_values(profile, step)
+            assert {"threads", "mem_mb", "runtime"} <= set(values), (profile, step, values)
+            assert ("gpu" in values) == (step in GPU_STEPS | {"train_member"}), (profile, step, values)
+        assert profile_values(profile, "train_member") == profile_values(profile, "train"), profile
 
 
-def test_a_bad_resource_value_is_a_config_error(tiny, tmp_path):
+@pytest.mark.parametrize("profile", [DEFAULT_PROFILE, PROFILE], ids=["default", "slurm"])
+def test_memory_and_runtime_double_on_a_retry(profile):
+    """--retries: Snakemake evaluates each resource with the job's attempt number (1, 2, ...)."""
+    for step in STEPS:
+        first, second = profile_values(profile, step, 1), profile_values(profile, step, 2)
+        assert second["mem_mb"] == 2 * first["mem_mb"] > 0, (profile, step)
+        assert second["runtime"] == 2 * first["runtime"] > 0, (profile, step)
+        assert second["threads"] == first["threads"] >= 1, (profile, step)
+
+
+def test_resources_in_the_workflow_config_are_refused(tiny, tmp_path):
+    """Sizes live in the profile: a config file that still sets them is an error naming the key."""
     work, conf = tiny
     configfile = tmp_path / "resources.yaml"
-    configfile.write_text("resources:\n  train:\n    mem_mb: lots\n")
+    configfile.write_text("resources:\n  train:\n    mem_mb: 1000\n")
     cmd, env = snakemake_cmd(work, conf, "--dry-run", "--configfile", str(configfile))
     out = run(cmd, env)
     text = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "'lots' is not of type 'integer'" in text, text[-3000:]
+    assert "'resources' was unexpected" in text, text[-3000:]
 
 
 def test_slurm_profile_dry_run(tiny):
@@ -128,27 +166,25 @@ def test_slurm_profile_dry_run(tiny):
 
     work, conf = tiny
     # a dry run caps threads at --cores (1 when not given); a SLURM run does not
-    cmd, env = snakemake_cmd(work, conf, "--profile", str(PROFILE), "--dry-run")
+    cmd, env = snakemake_cmd(work, conf, "--workflow-profile", str(PROFILE), "--dry-run")
     cmd[cmd.index("--cores") + 1] = "64"
     out = run(cmd, env, cwd=work)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
-    assert f"Using profile {PROFILE}" in text
+    assert f"workflow specific profile {PROFILE}" in text
     jobs = dry_run_jobs(out.stdout)
     assert set(jobs) == set(STEPS) | {"all"}, set(jobs)
 
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    defaults = yaml.safe_load((REPO / "workflows" / "config.yaml").read_text())["resources"]
     assert profile["executor"] == "slurm" and profile["rerun-incomplete"] is True
+    # memory and wall time are expressions of the attempt, evaluated when a job starts (<TBD> in a dry run)
+    values = {step: profile_values(PROFILE, step) for step in STEPS}
     for step in STEPS:
         got = jobs[step]
-        threads = profile.get("set-threads", {}).get(step, defaults[step]["threads"])
-        assert got["threads"] == threads, (step, got)
-        assert got["resources"]["mem_mb"] == defaults[step]["mem_mb"], (step, got)
-        assert got["resources"]["runtime"] == defaults[step]["runtime"], (step, got)
-        gpus = profile.get("set-resources", {}).get(step, {}).get("gpu", defaults[step].get("gpu"))
-        assert got["resources"].get("gpu") == gpus, (step, got)
+        assert got["threads"] == values[step]["threads"], (step, got)
+        assert got["resources"].get("gpu") == values[step].get("gpu"), (step, got)
     assert jobs["train"]["resources"]["gpu"] >= 1 and jobs["predict"]["resources"]["gpu"] >= 1
+    assert values["train"]["threads"] > profile_values(DEFAULT_PROFILE, "train")["threads"]
 
     # what sbatch would be asked for: the plugin's own translation of each job's resources
     class Res(dict):
@@ -162,14 +198,14 @@ def test_slurm_profile_dry_run(tiny):
               "workdir": str(work)}
     sbatch = {}
     for step in STEPS:
-        job = Job(step, jobs[step]["threads"], jobs[step]["resources"])
+        job = Job(step, jobs[step]["threads"], {k: v for k, v in values[step].items() if k != "threads"})
         sbatch[step] = get_submit_command(job, params) + set_gres_string(job)
     train = sbatch["train"]
-    assert f"--mem {defaults['train']['mem_mb']}" in train
-    assert f"-t {defaults['train']['runtime']}" in train
+    assert f"--mem {values['train']['mem_mb']}" in train
+    assert f"-t {values['train']['runtime']}" in train
     assert f"--gpus={jobs['train']['resources']['gpu']}" in train
     assert f"--cpus-per-task={jobs['train']['threads']}" in train
-    assert "--gpus" not in sbatch["extract"] and f"--mem {defaults['extract']['mem_mb']}" in sbatch["extract"]
+    assert "--gpus" not in sbatch["extract"] and f"--mem {values['extract']['mem_mb']}" in sbatch["extract"]
 
 
 # Stand-ins for the SLURM commands the executor plugin calls. sbatch records its arguments
@@ -260,8 +296,8 @@ def test_slurm_profile_runs_the_workflow_through_the_executor_plugin(tiny, tmp_p
     fake.chmod(0o755)
     for tool in ("sbatch", "sacct", "squeue", "sinfo", "scontrol", "srun", "scancel", "sacctmgr", "sshare"):
         (bin_dir / tool).symlink_to(fake)
-    cmd, env = snakemake_cmd(work, conf, "--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "2",
-                             mc_samples=0)
+    cmd, env = snakemake_cmd(work, conf, "--workflow-profile", str(PROFILE),
+                             "--slurm-init-seconds-before-status-checks", "2", mc_samples=0)
     del cmd[cmd.index("--cores"):cmd.index("--cores") + 2]
     env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", FAKE_SLURM_STATE=str(state), FAKE_SLURM_FAIL_ONCE="train")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, timeout=900)
@@ -271,19 +307,17 @@ def test_slurm_profile_runs_the_workflow_through_the_executor_plugin(tiny, tmp_p
     assert (work / "results/tiny/eval/metrics.tsv").exists() and (work / "results/tiny/browser/hub").is_dir()
 
     jobs = [json.loads(p.read_text()) for p in sorted(state.glob("*.json"))]
-    defaults = yaml.safe_load((REPO / "workflows" / "config.yaml").read_text())["resources"]
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     submitted = {}
     for job in jobs:
         step = job["rule"].removeprefix("rule_")
         argv = " ".join(a for a in job["argv"] if not a.startswith("--wrap"))
         attempt = int(re.search(r"--attempt (\d+)", next(a for a in job["argv"] if a.startswith("--wrap"))).group(1))
         submitted.setdefault(step, []).append(attempt)
-        assert f"--mem {defaults[step]['mem_mb'] * attempt}" in argv, (step, argv)
-        assert f"-t {defaults[step]['runtime'] * attempt}" in argv, (step, argv)
-        threads = profile["set-threads"].get(step, defaults[step]["threads"])
-        assert f"--cpus-per-task={threads}" in argv, (step, argv)
-        gpus = profile["set-resources"].get(step, {}).get("gpu", 0)
+        values = profile_values(PROFILE, step, attempt)
+        assert f"--mem {values['mem_mb']}" in argv, (step, argv)
+        assert f"-t {values['runtime']}" in argv, (step, argv)
+        assert f"--cpus-per-task={values['threads']}" in argv, (step, argv)
+        gpus = values.get("gpu", 0)
         assert (f"--gpus={gpus}" in argv) == bool(gpus) and ("--gpus" in argv) == bool(gpus), (step, argv)
     assert submitted == {**{step: [1] for step in STEPS}, "train": [1, 2]}, submitted
 
@@ -294,14 +328,15 @@ def test_an_ensemble_trains_one_member_per_seed_and_predicts_with_all(tiny):
     work, conf = tiny
     cmd, env = snakemake_cmd(work, conf, "--dry-run", "--printshellcmds", mc_samples=0)
     cmd[cmd.index("--config") + 1 : cmd.index("--config") + 1] = ["ensemble=3"]
+    cmd[cmd.index("--cores") + 1] = "64"  # a dry run caps threads at --cores
     out = run(cmd, env)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     members = re.findall(r"seq-unet train .* seed=(\d+) hydra\.run\.dir=(\S+) ", out.stdout)
     assert sorted(members) == [(str(m), f"results/tiny/train/member{m}") for m in range(3)]
     assert "rule train:" not in out.stdout
     jobs = dry_run_jobs(out.stdout)
-    defaults = yaml.safe_load((REPO / "workflows" / "config.yaml").read_text())["resources"]
-    assert jobs["train_member"]["resources"]["mem_mb"] == defaults["train"]["mem_mb"]
+    assert jobs["train_member"]["threads"] == profile_values(DEFAULT_PROFILE, "train")["threads"]
+    assert jobs["train_member"]["resources"]["gpu"] == profile_values(DEFAULT_PROFILE, "train")["gpu"]
     (predict,) = re.findall(r"seq-unet predict .*", out.stdout)
     ckpts = [f"results/tiny/train/member{m}/best.ckpt" for m in range(3)]
     assert f"'predict.ckpt=[{','.join(ckpts)}]'" in predict

@@ -84,17 +84,6 @@ BASELINES = list(NAMED_BASELINES)
 os.environ.update(SEQ_UNET_ROOT=workflow.basedir)
 
 
-def step_resource(step, key):
-    """threads, mem_mb, runtime or gpu of a step (workflows/config.yaml, key resources)."""
-    return config["resources"][step][key]
-
-
-def per_attempt(step, key):
-    """A resource that grows with each try of a job: the configured value times the attempt."""
-    base = step_resource(step, key)
-    return lambda wildcards, attempt: base * attempt
-
-
 def final_outputs():
     return [
         f"{RESULTS}/eval/metrics.tsv",

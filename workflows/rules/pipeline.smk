@@ -1,8 +1,9 @@
 # The pipeline steps. Each calls `seq-unet <step>` with the same Hydra arguments, plus the
 # paths of its input and output (params.hydra), so that every path is spelled here only.
 # params.digest is the rerun trigger: the configuration the step reads (common.smk, STEP_CONFIG).
-# Threads, memory (MB), wall time (minutes) and GPUs come from the workflow config
-# (resources.<step>); memory and wall time grow with each retry of a failed job.
+# Threads, memory (MB), wall time (minutes) and GPUs come from the workflow profile
+# (workflows/profiles/default, or the SLURM one); memory and wall time grow with each
+# retry of a failed job.
 # A benchmark file per step records the wall time and peak memory it took, the
 # numbers to size resources by for another genome.
 
@@ -25,10 +26,6 @@ rule genome:
             "paths.chrom_sizes": from_output("sizes"),
         }),
         digest=config_digest("genome"),
-    threads: step_resource("genome", "threads")
-    resources:
-        mem_mb=per_attempt("genome", "mem_mb"),
-        runtime=per_attempt("genome", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -50,10 +47,6 @@ rule windows:
     params:
         hydra=hydra_args({"paths.fasta": from_input("fasta"), "paths.windows": from_output(0)}),
         digest=config_digest("windows"),
-    threads: step_resource("windows", "threads")
-    resources:
-        mem_mb=per_attempt("windows", "mem_mb"),
-        runtime=per_attempt("windows", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -79,10 +72,6 @@ rule extract:
             "paths.dataset": from_output(0),
         }),
         digest=config_digest("extract"),
-    threads: step_resource("extract", "threads")
-    resources:
-        mem_mb=per_attempt("extract", "mem_mb"),
-        runtime=per_attempt("extract", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -103,11 +92,6 @@ rule train:
         hydra=hydra_args({"paths.dataset": from_input(0)}),
         run_dir=lambda wildcards, output: os.path.dirname(output.ckpt),  # Hydra's run folder: the outputs
         digest=config_digest("train"),
-    threads: step_resource("train", "threads")
-    resources:
-        mem_mb=per_attempt("train", "mem_mb"),
-        runtime=per_attempt("train", "runtime"),
-        gpu=step_resource("train", "gpu"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -131,11 +115,6 @@ rule train_member:
         hydra=hydra_args({"paths.dataset": from_input(0)}),
         run_dir=lambda wildcards, output: os.path.dirname(output.ckpt),  # Hydra's run folder: the outputs
         digest=config_digest("train", leave_out=["seed"]),
-    threads: step_resource("train", "threads")
-    resources:
-        mem_mb=per_attempt("train", "mem_mb"),
-        runtime=per_attempt("train", "runtime"),
-        gpu=step_resource("train", "gpu"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -163,11 +142,6 @@ rule predict:
         digest=config_digest("predict"),
         mc=MC_SAMPLES,
         ckpt=lambda wildcards, input: shlex.quote("predict.ckpt=[" + ",".join(input.ckpt) + "]") if ENSEMBLE > 1 else "",
-    threads: step_resource("predict", "threads")
-    resources:
-        mem_mb=per_attempt("predict", "mem_mb"),
-        runtime=per_attempt("predict", "runtime"),
-        gpu=step_resource("predict", "gpu"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -192,10 +166,6 @@ rule baseline:
             "paths.baseline": from_output(0, folder=True),
         }),
         digest=config_digest("baseline"),
-    threads: step_resource("baseline", "threads")
-    resources:
-        mem_mb=per_attempt("baseline", "mem_mb"),
-        runtime=per_attempt("baseline", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -234,10 +204,6 @@ rule evaluate:
             "hydra.run.dir": from_output("config", folder=2),
         }),
         digest=config_digest("evaluate"),
-    threads: step_resource("evaluate", "threads")
-    resources:
-        mem_mb=per_attempt("evaluate", "mem_mb"),
-        runtime=per_attempt("evaluate", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:
@@ -264,10 +230,6 @@ rule browser:
             "paths.browser": from_output("session", folder=True),
         }),
         digest=config_digest("browser"),
-    threads: step_resource("browser", "threads")
-    resources:
-        mem_mb=per_attempt("browser", "mem_mb"),
-        runtime=per_attempt("browser", "runtime"),
     conda:
         "../envs/seq-unet.yaml"
     shell:

@@ -48,7 +48,7 @@ def training_step(module, opt, batch: dict, autocast) -> None:
 def one_setting(args: argparse.Namespace) -> dict:
     import torch
 
-    from seq_unet.io.genome import one_hot
+    from seq_unet.io.bases import one_hot
     from seq_unet.lit import SeqUNetModule
     from seq_unet.predict.genome_wide import resolve_device
 

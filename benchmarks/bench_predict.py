@@ -84,7 +84,7 @@ def main() -> None:
         child(args)
         return
 
-    from seq_unet.io.genome import prepare_fasta
+    from seq_unet.io.fasta import prepare_fasta
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -95,7 +95,7 @@ def tiny_genome(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tiny_prepared(tiny_genome, tmp_path_factory) -> Path:
     """The tiny genome decompressed and indexed."""
-    from seq_unet.io.genome import prepare_fasta
+    from seq_unet.io.fasta import prepare_fasta
 
     out = tmp_path_factory.mktemp("prepared") / "genome.fa"
     prepare_fasta(tiny_genome["fasta"], out)

@@ -18,11 +18,13 @@ import numpy as np
 import pyBigWig
 import pytest
 
-import seq_unet.io.genome as genome_mod
+import seq_unet.io.fasta as fasta_mod
 from seq_unet.data.store import extract_dataset
 from seq_unet.data.windows import WindowSpec, base_masks, make_windows
 from seq_unet.errors import InputError
-from seq_unet.io.genome import Genome, encode, one_hot, prepare_fasta
+from seq_unet.io.bases import encode, one_hot
+from seq_unet.io.fasta import prepare_fasta
+from seq_unet.io.genome import Genome
 from seq_unet.io.tracks import (
     check_tracks_match_genome,
     open_bigwig,
@@ -176,7 +178,7 @@ def test_streaming_in_small_pieces_gives_the_same_result(tmp_path, monkeypatch, 
     src.write_bytes(b">c1 d\r\nACGTAC\r\nGT\r\n\r\n>c2\rAAA\rCC\r>c3\nT\n")
     expected = {"c1": 8, "c2": 5, "c3": 1}
     assert prepare_fasta(src, tmp_path / "ref.fa") == expected
-    monkeypatch.setattr(genome_mod, "_CHUNK", chunk)
+    monkeypatch.setattr(fasta_mod, "_CHUNK", chunk)
     assert prepare_fasta(src, tmp_path / "out.fa") == expected
     assert (tmp_path / "out.fa").read_bytes() == (tmp_path / "ref.fa").read_bytes()
     bad = tmp_path / "bad.fa"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from seq_unet.data.store import extract_dataset
 from seq_unet.data.windows import WindowSpec, bin_targets, make_windows
 from seq_unet.errors import InputError
-from seq_unet.io.genome import prepare_fasta
+from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.intervals import tile_genome, tile_starts
 from tests.conftest import write_fasta
 

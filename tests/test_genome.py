@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from seq_unet.errors import InputError
-from seq_unet.io.genome import Genome, encode, one_hot, prepare_fasta, reverse_complement_codes
+from seq_unet.io.bases import encode, one_hot, reverse_complement_codes
+from seq_unet.io.fasta import prepare_fasta
+from seq_unet.io.genome import Genome
 from tests.conftest import write_fasta
 
 

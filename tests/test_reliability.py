@@ -117,7 +117,7 @@ def _checkpoint(tmp_path: Path) -> Path:
 def _big_fasta(tmp_path: Path, n: int = 600_000) -> Path:
     import numpy as np
 
-    from seq_unet.io.genome import prepare_fasta
+    from seq_unet.io.fasta import prepare_fasta
     from tests.conftest import random_sequence, write_fasta
 
     rng = np.random.default_rng(1)

@@ -17,7 +17,8 @@ import pybigtools
 import pytest
 import torch
 
-from seq_unet.io.genome import Genome, prepare_fasta
+from seq_unet.io.fasta import prepare_fasta
+from seq_unet.io.genome import Genome
 from seq_unet.predict import genome_wide
 
 K = 20  # half-width of the counted window

@@ -9,7 +9,7 @@ import pytest
 from seq_unet.data.store import WindowDataset, extract_dataset, load_manifest
 from seq_unet.data.windows import WindowSpec, assign_splits, make_windows
 from seq_unet.errors import InputError
-from seq_unet.io.genome import encode, one_hot
+from seq_unet.io.bases import encode, one_hot
 from seq_unet.io.intervals import tile_starts
 
 

@@ -19,8 +19,9 @@ from scipy.ndimage import uniform_filter1d
 from sklearn.linear_model import Ridge
 
 from seq_unet.errors import InputError
+from seq_unet.io.bases import UNKNOWN
 from seq_unet.io.binning import bin_means
-from seq_unet.io.genome import UNKNOWN, Genome
+from seq_unet.io.genome import Genome
 from seq_unet.io.names import BASELINES, baseline_name, bigwig
 from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
 

@@ -22,8 +22,8 @@ import pytorch_lightning as pl
 import torch
 
 from seq_unet.data.store import load_manifest
+from seq_unet.io.bases import UNKNOWN
 from seq_unet.io.binning import bin_means
-from seq_unet.io.genome import UNKNOWN
 from seq_unet.predict.tiling import place, plan_windows
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seq_unet.io.genome import one_hot
+from seq_unet.io.bases import one_hot
 
 
 def position_channel(starts: np.ndarray, length: int, chrom_sizes: np.ndarray | int, scale: float) -> np.ndarray:

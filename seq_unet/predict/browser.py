@@ -22,7 +22,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from seq_unet.io.atomic import atomic_path
-from seq_unet.io.genome import read_chrom_sizes, write_twobit
+from seq_unet.io.genome import read_chrom_sizes
+from seq_unet.io.twobit import write_twobit
 
 PRED_COLOR = "200,30,30"
 MEASURED_COLOR = "30,30,30"

@@ -40,7 +40,9 @@ import torch
 
 from seq_unet.checkpoint import load_module
 from seq_unet.errors import InputError
-from seq_unet.io.genome import UNKNOWN, Genome, prepare_fasta
+from seq_unet.io.bases import UNKNOWN
+from seq_unet.io.fasta import prepare_fasta
+from seq_unet.io.genome import Genome
 from seq_unet.io.names import bigwig, initiation_name, is_initiation, is_std, std_name
 from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.lit import SeqUNetModule

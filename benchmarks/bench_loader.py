@@ -130,7 +130,7 @@ def child_train(args: argparse.Namespace) -> dict:
 
     from seq_unet.data.datamodule import WindowDataModule
     from seq_unet.lit import SeqUNetModule
-    from seq_unet.predict.genome_wide import resolve_device
+    from seq_unet.predict.forward import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -50,7 +50,7 @@ def one_setting(args: argparse.Namespace) -> dict:
 
     from seq_unet.io.bases import one_hot
     from seq_unet.lit import SeqUNetModule
-    from seq_unet.predict.genome_wide import resolve_device
+    from seq_unet.predict.forward import resolve_device
 
     cfg = model_config(args.overrides)
     cfg["checkpointing"] = args.checkpointing

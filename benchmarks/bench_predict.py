@@ -5,7 +5,7 @@
 
 For each genome size a synthetic genome of random sequence is written as
 chromosomes of ``--chrom-mbp`` (10 Mbp: one chromosome; 100 Mbp: ten), and a
-fresh process runs :func:`seq_unet.predict.genome_wide.predict_genome` on it
+fresh process runs :func:`seq_unet.predict.genome.predict_genome` on it
 with a randomly initialised U-Net (``conf/model/unet.yaml`` plus overrides; the
 weights do not matter for memory or speed) over the default 128-kb windows,
 reverse-complement averaging and running-mean smoothing on, and the bigWig
@@ -57,7 +57,7 @@ def make_checkpoint(path: Path, overrides: list[str], window: int, resolution: i
 
 
 def child(args: argparse.Namespace) -> None:
-    from seq_unet.predict.genome_wide import predict_genome
+    from seq_unet.predict.genome import predict_genome
 
     t0 = time.perf_counter()
     paths = predict_genome(args.ckpt, args.fasta, args.out, batch_size=args.batch, device=args.device)

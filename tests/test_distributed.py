@@ -29,7 +29,7 @@ from seq_unet.errors import InputError
 from seq_unet.io.genome import Genome
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
-from seq_unet.predict.genome_wide import predict_genome
+from seq_unet.predict.genome import predict_genome
 from seq_unet.training import resume_point
 from tests.workflow_helpers import write_tiny_config
 

@@ -14,7 +14,8 @@ from seq_unet.io.genome import Genome
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.heads import check_window
 from seq_unet.model.inputs import encode_input, position_channel, reverse_complement_input
-from seq_unet.predict.genome_wide import predict_batch, predict_genome, window_crop
+from seq_unet.predict.forward import predict_batch
+from seq_unet.predict.genome import predict_genome, window_crop
 from seq_unet.predict.tiling import plan_windows
 
 UNET = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1, dropout=0.0)

@@ -11,7 +11,8 @@ import torch
 from seq_unet.io.genome import Genome
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
-from seq_unet.predict.genome_wide import load_model, predict_batch, predict_genome
+from seq_unet.predict.forward import load_model, predict_batch
+from seq_unet.predict.genome import predict_genome
 from seq_unet.predict.tiling import plan_windows
 
 MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
@@ -132,7 +133,7 @@ def test_uncertainty_does_not_step_at_window_seams_when_windows_cross_fade(tiny_
         out = predict_genome(ckpt, tiny_prepared, tmp_path / f"b{blend}", precision=1e-5, std_precision=1e-6,
                              device="cpu", mc_samples=3, blend=blend)
         sd = _read(out["a.std"], sizes)["chrA"]
-        from seq_unet.predict.genome_wide import window_crop
+        from seq_unet.predict.genome import window_crop
         crop = window_crop(load_model(ckpt, torch.device("cpu")), length, 101, None, blend)
         seams = [p.keep_to for p in plan_windows(sizes["chrA"], length, crop, blend)[:-1]]
         # the change across each seam, against the typical change from one base to the next

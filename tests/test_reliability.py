@@ -164,7 +164,7 @@ def test_predict_killed_mid_write_leaves_the_final_bigwig_absent_or_intact(tmp_p
 def test_not_enough_disk_space_is_found_before_writing(tiny_prepared, tmp_path, monkeypatch):
     """libBigWig retries a failed write forever and memory maps crash on a full disk, so free space is checked."""
     import seq_unet.io.atomic as atomic
-    from seq_unet.predict.genome_wide import predict_genome
+    from seq_unet.predict.genome import predict_genome
 
     ckpt = _checkpoint(tmp_path)
     monkeypatch.setattr(atomic, "free_bytes", lambda folder: 200_000)

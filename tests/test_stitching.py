@@ -19,7 +19,8 @@ import torch
 
 from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.genome import Genome
-from seq_unet.predict import genome_wide
+from seq_unet.predict import forward
+from seq_unet.predict.genome import predict_genome
 
 K = 20  # half-width of the counted window
 A, C, G, T = range(4)
@@ -95,10 +96,10 @@ def test_stitched_equals_untiled(genome_fa, tmp_path, monkeypatch, padding, smoo
     """Bit for bit with hard cuts; with cross-fades the weights of two windows sum to 1 within float32."""
     window = 1000
     module = CountingModule(padding, window, resolution=smooth or 1)
-    monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
-    paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, batch_size=3, precision=0,
-                                       reverse_complement=reverse_complement, device="cpu", smooth="auto",
-                                       blend=blend)
+    monkeypatch.setattr(forward, "load_model", lambda ckpt, device: module)
+    paths = predict_genome("unused.ckpt", genome_fa, tmp_path, batch_size=3, precision=0,
+                           reverse_complement=reverse_complement, device="cpu", smooth="auto",
+                           blend=blend)
     genome = Genome(genome_fa)
     for t, track in enumerate(["gc", "a"]):
         bw = pybigtools.open(str(paths[track]))
@@ -116,9 +117,9 @@ def test_stitched_equals_untiled(genome_fa, tmp_path, monkeypatch, padding, smoo
 def test_tiling_really_has_seams_without_enough_crop(genome_fa, tmp_path, monkeypatch):
     """The check above can fail: with a crop smaller than K the window edges show."""
     module = CountingModule("same", 1000, resolution=1)
-    monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
-    paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, crop=K // 2, precision=0,
-                                       reverse_complement=False, device="cpu", smooth=0, blend=0)
+    monkeypatch.setattr(forward, "load_model", lambda ckpt, device: module)
+    paths = predict_genome("unused.ckpt", genome_fa, tmp_path, crop=K // 2, precision=0,
+                           reverse_complement=False, device="cpu", smooth=0, blend=0)
     genome = Genome(genome_fa)
     n = genome.sizes["long"]
     bw = pybigtools.open(str(paths["gc"]))
@@ -129,9 +130,9 @@ def test_tiling_really_has_seams_without_enough_crop(genome_fa, tmp_path, monkey
 
 def test_mask_unknown_leaves_n_runs_without_a_value(genome_fa, tmp_path, monkeypatch):
     module = CountingModule("same", 1000, resolution=1)
-    monkeypatch.setattr(genome_wide, "load_model", lambda ckpt, device: module)
-    paths = genome_wide.predict_genome("unused.ckpt", genome_fa, tmp_path, precision=0, reverse_complement=False,
-                                       device="cpu", smooth=0, mask_unknown=True, blend=0)
+    monkeypatch.setattr(forward, "load_model", lambda ckpt, device: module)
+    paths = predict_genome("unused.ckpt", genome_fa, tmp_path, precision=0, reverse_complement=False,
+                           device="cpu", smooth=0, mask_unknown=True, blend=0)
     genome = Genome(genome_fa)
     bw = pybigtools.open(str(paths["gc"]))
     for chrom, n in genome.sizes.items():

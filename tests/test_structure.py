@@ -14,7 +14,7 @@ MAX_LINES = 60
 # functions allowed to be longer: (path under seq_unet/, name) -> why
 LONG_FUNCTIONS: dict[tuple[str, str], str] = {
     # the public entry point of prediction: 37 of its lines are the docstring of its 16 arguments
-    ("predict/genome_wide.py", "predict_genome"): "every argument documented",
+    ("predict/genome.py", "predict_genome"): "every argument documented",
 }
 
 

@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> float:
 
 
 def _predict_options(cfg: DictConfig) -> dict:
-    """Keyword arguments of :func:`~seq_unet.predict.genome_wide.predict_genome` from ``cfg.predict``."""
+    """Keyword arguments of :func:`~seq_unet.predict.genome.predict_genome` from ``cfg.predict``."""
     p = cfg.predict
     return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
             "precision": float(p.precision),
@@ -110,7 +110,7 @@ def _predict_options(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> None:
     """Predict every base of every chromosome and write one bigWig per track."""
-    from seq_unet.predict.genome_wide import predict_genome
+    from seq_unet.predict.genome import predict_genome
 
     p = cfg.predict
     check_checkpoint(cfg)

@@ -80,8 +80,8 @@ def window_codes(codes: np.ndarray, start: int, length: int) -> np.ndarray:
 def predict_codes(model, codes: np.ndarray, device: torch.device, length: int, crop: int, batch_size: int = 8,
                   reverse_complement: bool = True, blend: int = 0) -> np.ndarray:
     """Per-base predictions ``(n_tracks, len(codes))`` of one chromosome, tiled and stitched as
-    :func:`~seq_unet.predict.genome_wide.predict_genome` does (no smoothing, dropout off)."""
-    from seq_unet.predict.genome_wide import predict_batch
+    :func:`~seq_unet.predict.genome.predict_genome` does (no smoothing, dropout off)."""
+    from seq_unet.predict.forward import predict_batch
 
     size = len(codes)
     off = model.net.geometry.offset(length)
@@ -135,7 +135,7 @@ class GenomeValidation(pl.Callback):
         self.chroms: list[Chromosome] | None = None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module) -> None:
-        from seq_unet.predict.genome_wide import blend_width, window_crop
+        from seq_unet.predict.genome import blend_width, window_crop
 
         if trainer.sanity_checking:
             return

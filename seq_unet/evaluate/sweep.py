@@ -172,7 +172,7 @@ def variant_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _predict_run(run: Path, fasta: str | Path, tracks: list[str], kwargs: dict) -> dict[str, Path]:
-    from seq_unet.predict.genome_wide import predict_genome
+    from seq_unet.predict.genome import predict_genome
 
     out = run / "predictions"
     paths = {t: out / bigwig(t) for t in tracks}

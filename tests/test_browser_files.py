@@ -11,8 +11,8 @@ import numpy as np
 import py2bit
 import pytest
 
+from seq_unet.io.bigwig_write import write_bigwig
 from seq_unet.io.genome import prepare_fasta, write_twobit
-from seq_unet.io.tracks import write_bigwig
 from seq_unet.predict.browser import write_igv_session, write_track_hub
 
 HUB_REQUIRED = {"hub", "shortLabel", "longLabel", "genomesFile", "email"}

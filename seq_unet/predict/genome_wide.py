@@ -40,9 +40,9 @@ import torch
 
 from seq_unet.checkpoint import load_module
 from seq_unet.errors import InputError
+from seq_unet.io.bigwig_write import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.io.genome import UNKNOWN, Genome, prepare_fasta
 from seq_unet.io.names import bigwig, initiation_name, is_initiation, is_std, std_name
-from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
 from seq_unet.lit import SeqUNetModule
 from seq_unet.model.inputs import encode_input, reverse_complement_input
 from seq_unet.predict.tiling import contribution, place, plan_windows

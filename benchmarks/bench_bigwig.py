@@ -12,7 +12,7 @@ levels (``maxZooms=10``):
 
 * baseline: ``pyBigWig`` ``addEntries(chrom, 0, values=array, span=1, step=1)``,
   one value per base;
-* seq-unet: :class:`seq_unet.io.tracks.BigWigWriter` (values rounded to
+* seq-unet: :class:`seq_unet.io.bigwig_write.BigWigWriter` (values rounded to
   ``--precision``, runs of equal values as bedGraph entries, temporary file renamed).
 
 Both files are then read back with pybigtools (an independent implementation)
@@ -32,7 +32,7 @@ import numpy as np
 import pybigtools
 import pyBigWig
 
-from seq_unet.io.tracks import DEFAULT_PRECISION, BigWigWriter
+from seq_unet.io.bigwig_write import DEFAULT_PRECISION, BigWigWriter
 
 
 def synthetic(length: int, rng: np.random.Generator) -> np.ndarray:

@@ -23,14 +23,9 @@ from seq_unet.data.store import extract_dataset
 from seq_unet.data.windows import WindowSpec, base_masks, make_windows
 from seq_unet.errors import InputError
 from seq_unet.io.bases import encode, one_hot
+from seq_unet.io.bigwig_read import check_tracks_match_genome, open_bigwig, read_values, track_chrom_sizes
 from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.genome import Genome
-from seq_unet.io.tracks import (
-    check_tracks_match_genome,
-    open_bigwig,
-    read_values,
-    track_chrom_sizes,
-)
 from tests.conftest import random_sequence, write_binned_bigwig, write_fasta
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
@@ -365,7 +360,7 @@ def test_missing_chromosome_is_masked_with_a_warning(tmp_path, caplog):
     # a chromosome in the header without values, and one absent from the header, both masked
     bw2 = write_binned_bigwig(tmp_path / "short.bw", {"chrA": 1000}, {"chrA": np.ones(10)}, 100)
     genome = sizes | {"chrC": 300}
-    with caplog.at_level("WARNING", logger="seq_unet.io.tracks"):
+    with caplog.at_level("WARNING", logger="seq_unet.io.bigwig_read"):
         assert check_tracks_match_genome(genome, {"p": str(bw), "s": str(bw2)}) == {"p": ["chrC"],
                                                                                    "s": ["chrB", "chrC"]}
     assert "track s (" in caplog.text and "has no values on 2 chromosome(s) ['chrB', 'chrC']: 800 bases masked" \

@@ -6,7 +6,7 @@ import numpy as np
 import pybigtools
 import pytest
 
-from seq_unet.io.tracks import BigWigWriter, run_length_encode, write_bigwig
+from seq_unet.io.bigwig_write import BigWigWriter, run_length_encode, write_bigwig
 
 
 def test_run_length_encode_known():
@@ -98,7 +98,7 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
 
 def test_track_chromosome_names_must_match_fasta(tmp_path):
     from seq_unet.errors import InputError
-    from seq_unet.io.tracks import check_tracks_match_genome
+    from seq_unet.io.bigwig_read import check_tracks_match_genome
 
     genome = {"chrI": 1000, "chrII": 500}
     write_bigwig(tmp_path / "roman.bw", {"I": 1000, "II": 500}, [("I", np.ones(1000)), ("II", np.ones(500))])

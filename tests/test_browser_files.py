@@ -11,8 +11,8 @@ import numpy as np
 import py2bit
 import pytest
 
+from seq_unet.io.bigwig_write import write_bigwig
 from seq_unet.io.fasta import prepare_fasta
-from seq_unet.io.tracks import write_bigwig
 from seq_unet.io.twobit import write_twobit
 from seq_unet.predict.browser import write_igv_session, write_track_hub
 

@@ -140,7 +140,7 @@ def _signals(rng: np.random.Generator, scale: float = 1.0) -> dict[str, np.ndarr
 
 
 def _write_bigwig(path: Path, values: dict[str, np.ndarray]) -> Path:
-    from seq_unet.io.tracks import BigWigWriter
+    from seq_unet.io.bigwig_write import BigWigWriter
 
     with BigWigWriter(path, SIZES, precision=PRECISION) as w:
         for chrom in SIZES:

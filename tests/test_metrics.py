@@ -8,7 +8,7 @@ import pytest
 from seq_unet.evaluate.baseline import _canonical_index, bin_features
 from seq_unet.evaluate.metrics import bin_pair, evaluate, score
 from seq_unet.io.bases import encode
-from seq_unet.io.tracks import write_bigwig
+from seq_unet.io.bigwig_write import write_bigwig
 
 
 def test_bin_pair_known():

@@ -39,9 +39,9 @@ def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
 
 def genome(cfg: DictConfig) -> None:
     """Decompress and index the FASTA, write chromosome sizes, check the tracks' chromosome names."""
+    from seq_unet.io.bigwig_read import check_tracks_match_genome
     from seq_unet.io.fasta import prepare_fasta
     from seq_unet.io.genome import write_chrom_sizes
-    from seq_unet.io.tracks import check_tracks_match_genome
 
     sizes = prepare_fasta(cfg.data.fasta, cfg.paths.fasta)
     try:

@@ -28,9 +28,9 @@ from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir, ensure_free_space
 from seq_unet.io.bases import one_hot, reverse_complement_codes
+from seq_unet.io.bigwig_read import open_bigwigs
 from seq_unet.io.genome import Genome, file_md5
 from seq_unet.io.intervals import read_bed
-from seq_unet.io.tracks import open_bigwigs
 from seq_unet.model.inputs import position_channel
 
 log = logging.getLogger(__name__)

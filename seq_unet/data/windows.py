@@ -18,10 +18,10 @@ import pandas as pd
 
 from seq_unet.errors import InputError
 from seq_unet.io.bases import UNKNOWN
+from seq_unet.io.bigwig_read import check_tracks_match_genome, open_bigwigs, read_values
 from seq_unet.io.binning import bin_means
 from seq_unet.io.genome import Genome
 from seq_unet.io.intervals import covered_mask, overlapping_bases, read_bed, tile_genome
-from seq_unet.io.tracks import check_tracks_match_genome, open_bigwigs, read_values
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from sklearn.linear_model import Ridge
 
 from seq_unet.errors import InputError
 from seq_unet.io.bases import UNKNOWN
+from seq_unet.io.bigwig_read import open_bigwig, read_values
+from seq_unet.io.bigwig_write import BigWigWriter
 from seq_unet.io.binning import bin_means
 from seq_unet.io.genome import Genome
 from seq_unet.io.names import BASELINES, baseline_name, bigwig
-from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
 
 log = logging.getLogger(__name__)
 

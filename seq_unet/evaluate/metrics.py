@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seq_unet.io.bigwig_read import open_bigwig, read_values
 from seq_unet.io.binning import bin_means
 from seq_unet.io.intervals import covered_mask
-from seq_unet.io.tracks import open_bigwig, read_values
 
 COLUMNS = ["predictor", "track", "split", "chrom", "resolution_bp", "pearson", "spearman", "mse", "n_bins"]
 

@@ -16,8 +16,8 @@ import re
 
 import numpy as np
 
+from seq_unet.io.bigwig_read import open_bigwig, read_values
 from seq_unet.io.genome import Genome
-from seq_unet.io.tracks import open_bigwig, read_values
 
 ACS = "WTTTAYRTTTW"
 _IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "W": "[AT]", "S": "[CG]", "R": "[AG]", "Y": "[CT]",

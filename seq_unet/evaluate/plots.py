@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from seq_unet.io.atomic import atomic_path  # noqa: E402
+from seq_unet.io.bigwig_read import open_bigwig, read_values  # noqa: E402
 from seq_unet.io.binning import bin_means  # noqa: E402
-from seq_unet.io.tracks import open_bigwig, read_values  # noqa: E402
 
 
 def binned_track(path: str, chrom: str, size: int, resolution: int) -> np.ndarray:

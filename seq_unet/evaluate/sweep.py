@@ -23,8 +23,8 @@ import pandas as pd
 import yaml
 
 from seq_unet.errors import InputError
+from seq_unet.io.bigwig_write import DEFAULT_PRECISION
 from seq_unet.io.names import bigwig
-from seq_unet.io.tracks import DEFAULT_PRECISION
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ def _scores(df: pd.DataFrame, predictor: str, per_chrom: bool = False) -> dict[s
 def write_ensemble(members: list[dict[str, Path]], out_dir: Path, chrom_sizes: dict[str, int],
                    precision: float) -> dict[str, Path]:
     """Per track, the per-base mean of several runs' prediction bigWigs, written to ``out_dir/<track>.bw``."""
-    from seq_unet.io.tracks import BigWigWriter, open_bigwig, read_values
+    from seq_unet.io.bigwig_read import open_bigwig, read_values
+    from seq_unet.io.bigwig_write import BigWigWriter
 
     out = {}
     for track in members[0]:

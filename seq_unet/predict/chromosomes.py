@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from seq_unet.io.bases import UNKNOWN
+from seq_unet.io.bigwig_write import BigWigWriter
 from seq_unet.io.genome import Genome
 from seq_unet.io.names import is_initiation, is_std
-from seq_unet.io.tracks import BigWigWriter
 from seq_unet.lit import SeqUNetModule
 from seq_unet.predict.exchange import add_shares, kept, send_share
 from seq_unet.predict.forward import predict_batch

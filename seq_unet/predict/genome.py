@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from seq_unet.errors import InputError
+from seq_unet.io.bigwig_write import DEFAULT_PRECISION
 from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.genome import Genome
 from seq_unet.io.names import bigwig, initiation_name, std_name
-from seq_unet.io.tracks import DEFAULT_PRECISION
 from seq_unet.lit import SeqUNetModule
 from seq_unet.predict.chromosomes import Job, predict_share
 from seq_unet.predict.forward import checkpoint_list, load_members, resolve_device

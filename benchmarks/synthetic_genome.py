@@ -29,7 +29,9 @@ fractions of it) without downloading anything. Written under ``--out``:
     A data config for it (``--config data=<name> conf_dir=<out>/conf`` in the
     workflow): 5-kb targets and 640-kb windows, the shortest windows that are a
     multiple of both the target resolution and the default U-Net's
-    downsampling product (16*4*4*4 = 1024).
+    downsampling product (16*4*4*4 = 1024). Below scale 0.0026 chr1 is shorter
+    than 640 kb and the windows step refuses them: there, override
+    ``data.window_length`` (with ``experiment=scale``, any multiple of 5 kb fits).
 
 ``--scale`` shrinks every chromosome, gap, contig, domain width and unmeasured
 stretch by the same factor; contigs keep at least 2 kb (or their full length),

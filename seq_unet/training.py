@@ -27,7 +27,13 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from seq_unet.checkpoint import ProvenanceRecorder, atomic_checkpoint_io, load_contents, make_provenance
+from seq_unet.checkpoint import (
+    EARLIER_SETTINGS,
+    ProvenanceRecorder,
+    atomic_checkpoint_io,
+    load_contents,
+    make_provenance,
+)
 from seq_unet.config import check_model_length, config_record, hydra_overrides
 from seq_unet.data.datamodule import WindowDataModule
 from seq_unet.errors import InputError
@@ -298,13 +304,10 @@ def resume_point(last: Path, hparams: dict, move_stale: bool = True) -> ResumePo
 
 
 def _later_defaults(saved: dict, hparams: dict) -> dict:
-    """Settings of ``hparams`` that a checkpoint written before they existed lacks, at their defaults
-    (e.g. ``warmup_start_factor``): such a checkpoint continues a run that used those defaults."""
-    import inspect
-
-    params = inspect.signature(SeqUNetModule.__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k in hparams and k not in saved and p.default is not inspect.Parameter.empty}
+    """Settings of ``hparams`` that a checkpoint written before they existed lacks, at the values its run had
+    (:data:`~seq_unet.checkpoint.EARLIER_SETTINGS`, e.g. ``warmup_start_factor``): such a checkpoint continues
+    a run at those values."""
+    return {k: v for k, v in EARLIER_SETTINGS.items() if k in hparams and k not in saved}
 
 
 def keep_metrics_before(done: int, metrics_csv: Path) -> None:

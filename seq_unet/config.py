@@ -261,7 +261,7 @@ def check_model_length(cfg: Any, length: int) -> None:
     from seq_unet.model.heads import check_window
 
     try:
-        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, int(cfg.data.target_resolution))
+        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, cfg.data.target_resolution)
     except ValueError as exc:
         raise InputError(f"data.window_length: {exc}") from exc
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.bench_model import model_config, training_step
+from benchmarks.bench_model import model_config, module_settings, training_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,8 @@ def child_loader(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     dm = WindowDataModule(args.dataset, batch_size=args.batch, num_workers=args.workers,
-                          reverse_complement=True, random_shift=True, seed=0)
+                          reverse_complement=True, random_shift=True, seed=0,
+                          position_scale=model_config(args.overrides)["position_scale"])
     dm.setup("fit")
     length = int(dm.manifest["window_length"])
 
@@ -135,18 +136,18 @@ def child_train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     tcfg = train_config()
+    model = model_config(args.overrides)
     dm = WindowDataModule(args.dataset, batch_size=args.batch, num_workers=0,
-                          reverse_complement=True, random_shift=True, seed=0)
+                          reverse_complement=True, random_shift=True, seed=0, position_scale=model["position_scale"])
     dm.setup("fit")
     m = dm.manifest
     torch.manual_seed(0)
     module = SeqUNetModule(m["tracks"], int(m["window_length"]), int(m["target_resolution"]),
                            [m["target_mean"][t] for t in m["tracks"]], [m["target_std"][t] for t in m["tracks"]],
-                           model=model_config(args.overrides), lr=float(tcfg["lr"]),
-                           weight_decay=float(tcfg["weight_decay"]), loss=str(tcfg["loss"]))
+                           model=model, **module_settings())
     module = module.to(device).train()
     # the optimiser of SeqUNetModule.configure_optimizers (its per-step LR scheduler costs nothing here)
-    opt = torch.optim.AdamW(module.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
+    opt = torch.optim.AdamW(module.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
     batch = next(iter(dm.train_dataloader()))
     host = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     windows = len(host["x"])

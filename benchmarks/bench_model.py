@@ -36,6 +36,13 @@ def model_config(overrides: list[str]) -> dict:
     return cfg
 
 
+def module_settings() -> dict:
+    """SeqUNetModule's optimiser and loss settings: the ``train`` section of conf/config.yaml."""
+    train = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["train"]
+    return {k: train[k] for k in ("lr", "weight_decay", "warmup_fraction", "loss", "warmup_start_factor",
+                                  "min_lr_ratio")}
+
+
 def training_step(module, opt, batch: dict, autocast) -> None:
     """One optimiser step of the Lightning module's own loss on ``batch``."""
     with autocast:
@@ -57,7 +64,8 @@ def one_setting(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     # the LightningModule's own loss: crop to the predicted bins, average-pool, masked MSE
-    module = SeqUNetModule(["a", "b"], args.window, args.resolution, [0.0, 0.0], [1.0, 1.0], model=cfg)
+    module = SeqUNetModule(["a", "b"], args.window, args.resolution, [0.0, 0.0], [1.0, 1.0], model=cfg,
+                           **module_settings())
     module = module.to(device).train()
     net, length = module.net, args.window
     opt = torch.optim.AdamW(module.parameters(), 1e-3)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_model import model_config
+from benchmarks.bench_model import model_config, module_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,8 @@ def make_checkpoint(path: Path, overrides: list[str], window: int, resolution: i
     from seq_unet.lit import SeqUNetModule
 
     torch.manual_seed(0)
-    module = SeqUNetModule(["signal"], window, resolution, [1.5], [0.3], model=model_config(overrides))
+    module = SeqUNetModule(["signal"], window, resolution, [1.5], [0.3], model=model_config(overrides),
+                           **module_settings())
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
                 "pytorch-lightning_version": pl.__version__}, path)
 

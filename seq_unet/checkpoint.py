@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 KEY = "seq_unet"
 
+# Settings that checkpoints written before they existed lack, at the values those runs had (each
+# setting's value before it became one): such a checkpoint is read as if it held them. These record
+# the past, not the configuration's current values (conf/), which may differ.
+EARLIER_SETTINGS = {"warmup_start_factor": 0.01, "min_lr_ratio": 0.01}
+EARLIER_MODEL_OPTIONS = {"head": "linear", "position_scale": None, "coarse_head": False}
+
 
 def make_provenance(config: dict, manifest: dict, dataset_md5: str) -> dict:
     """The record stored in every checkpoint of a training run (plain values only)."""
@@ -96,12 +102,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def saved_settings(hparams: dict) -> dict:
+    """A checkpoint's hyperparameters, with the settings it predates at the values its run had."""
+    hp = {**EARLIER_SETTINGS, **hparams}
+    if isinstance(hp.get("model"), dict):
+        hp["model"] = {**EARLIER_MODEL_OPTIONS, **hp["model"]}
+    return hp
+
+
 def load_module(path: str | os.PathLike, device: torch.device | str = "cpu", ckpt: dict | None = None):
     """Rebuild the trained :class:`~seq_unet.lit.SeqUNetModule` of a checkpoint, in eval mode."""
     ckpt = read_checkpoint(path) if ckpt is None else ckpt
     made_by = (ckpt.get(KEY) or {}).get("version", "an unknown version")
     try:
-        module = SeqUNetModule(**dict(ckpt["hyper_parameters"]))
+        module = SeqUNetModule(**saved_settings(dict(ckpt["hyper_parameters"])))
         module.load_state_dict(ckpt["state_dict"])
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise InputError(f"checkpoint {path} was written by seq-unet {made_by} and does not fit this version "

@@ -7,6 +7,13 @@ misspelt key (``data.val_chrom``, ``model.dept=4``) or a value of the wrong type
 key, instead of being silently ignored. ``trainer`` is left open: its keys are
 ``pytorch_lightning.Trainer`` arguments, which Lightning itself checks.
 
+The dataclasses hold the keys and their types, not their values: every value
+lives in the YAML files of ``conf/`` alone. A key that ``conf/`` sets is
+``MISSING`` here, so a YAML file that leaves it out is an error naming the key
+(:func:`missing_values`), never a silent fallback. Only keys that a config may
+leave unset are ``Optional`` with the default ``None`` (``data.blacklist``,
+``predict.crop``, ...).
+
 Values are plain data: no key is ever evaluated as code (no ``_target_``
 instantiation, no ``eval``).
 """
@@ -29,52 +36,52 @@ class DataConfig:
     name: str = MISSING
     fasta: str = MISSING
     tracks: Dict[str, str] = MISSING
-    ucsc_assembly: Optional[str] = None
+    ucsc_assembly: Optional[str] = None  # a data config may leave it out: assembly hub with a .2bit
     blacklist: Optional[str] = None
     val_chroms: List[str] = MISSING
     test_chroms: List[str] = MISSING
     window_length: int = MISSING
     stride: int = MISSING
-    max_shift: int = 0
-    target_resolution: int = 1
-    min_valid_fraction: float = 0.5
+    max_shift: int = MISSING
+    target_resolution: int = MISSING
+    min_valid_fraction: float = MISSING
 
 
 @dataclass
 class KineticConfig:
-    bin_size: int = 1000
-    reach: int = 32000
-    fork_speed: float = 2000.0
-    shared_rates: bool = False
-    init_fraction: float = 0.4
-    init_spread: float = 0.15
-    early_high: bool = True
+    bin_size: int = MISSING
+    reach: int = MISSING
+    fork_speed: float = MISSING
+    shared_rates: bool = MISSING
+    init_fraction: float = MISSING
+    init_spread: float = MISSING
+    early_high: bool = MISSING
 
 
 @dataclass
 class ModelConfig:
-    head: str = "linear"
+    head: str = MISSING
     kinetic: KineticConfig = field(default_factory=KineticConfig)
     position_scale: Optional[float] = None
-    depth: int = 5
-    base_channels: int = 8
-    channel_growth: float = 2.0
-    max_channels: int = 256
-    kernel_size: int = 9
-    pool: Any = 4  # an int, or one int per level
-    down: str = "avgpool"
-    up: str = "transpose"
-    skip: str = "add"
-    skip_project: bool = True
-    norm: str = "batch"
-    merge_norm: str = "after"
-    padding: str = "same"
-    bottleneck_blocks: int = 6
-    bottleneck_kernel: int = 3
-    dilation_growth: int = 2
-    dropout: float = 0.2
-    checkpointing: bool = False
-    coarse_head: bool = False
+    depth: int = MISSING
+    base_channels: int = MISSING
+    channel_growth: float = MISSING
+    max_channels: int = MISSING
+    kernel_size: int = MISSING
+    pool: Any = MISSING  # an int, or one int per level
+    down: str = MISSING
+    up: str = MISSING
+    skip: str = MISSING
+    skip_project: bool = MISSING
+    norm: str = MISSING
+    merge_norm: str = MISSING
+    padding: str = MISSING
+    bottleneck_blocks: int = MISSING
+    bottleneck_kernel: int = MISSING
+    dilation_growth: int = MISSING
+    dropout: float = MISSING
+    checkpointing: bool = MISSING
+    coarse_head: bool = MISSING
 
 
 @dataclass
@@ -94,44 +101,44 @@ class PathsConfig:
 @dataclass
 class TrainConfig:
     out_dir: str = MISSING
-    batch_size: int = 8
-    num_workers: int = 1
-    reverse_complement: bool = True
-    random_shift: bool = True
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.05
-    warmup_start_factor: float = 0.01
-    min_lr_ratio: float = 0.01
-    loss: str = "mse"
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    reverse_complement: bool = MISSING
+    random_shift: bool = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_fraction: float = MISSING
+    warmup_start_factor: float = MISSING
+    min_lr_ratio: float = MISSING
+    loss: str = MISSING
     ema_decay: Optional[float] = None
-    early_stopping_patience: int = 15
-    select_on: str = "genome"
-    resume: bool = True
+    early_stopping_patience: int = MISSING
+    select_on: str = MISSING
+    resume: bool = MISSING
 
 
 @dataclass
 class CheckpointCallbackConfig:
-    top_k: int = 1  # best-epoch*.ckpt files kept (the best of them becomes best.ckpt)
+    top_k: int = MISSING  # best-epoch*.ckpt files kept (the best of them becomes best.ckpt)
 
 
 @dataclass
 class EarlyStoppingConfig:
-    patience: int = "${train.early_stopping_patience}"  # 0: off
-    min_delta: float = 0.0
+    patience: int = MISSING  # 0: off
+    min_delta: float = MISSING
 
 
 @dataclass
 class EMAConfig:
-    decay: Optional[float] = "${train.ema_decay}"  # null: off
-    update_every_n_steps: int = 1
+    decay: Optional[float] = MISSING  # null: off
+    update_every_n_steps: int = MISSING
     update_starting_at_step: Optional[int] = None
     update_starting_at_epoch: Optional[int] = None
 
 
 @dataclass
 class LRMonitorConfig:
-    logging_interval: Optional[str] = "epoch"  # epoch | step | null (off)
+    logging_interval: Optional[str] = MISSING  # epoch | step | null (off)
 
 
 @dataclass
@@ -144,9 +151,9 @@ class CallbacksConfig:
 
 @dataclass
 class LoggerConfig:
-    kind: str = "csv"  # csv | tensorboard | wandb: the latter two log beside the CSV table
-    project: str = "seq-unet"  # wandb
-    offline: bool = True  # wandb: write under the run folder, upload later with `wandb sync`
+    kind: str = MISSING  # csv | tensorboard | wandb: the latter two log beside the CSV table
+    project: str = MISSING  # wandb
+    offline: bool = MISSING  # wandb: write under the run folder, upload later with `wandb sync`
 
 
 @dataclass
@@ -156,45 +163,45 @@ class PredictConfig:
     out_dir: str = MISSING
     window_length: Optional[int] = None
     crop: Optional[int] = None
-    batch_size: int = 8
-    precision: float = 0.005
+    batch_size: int = MISSING
+    precision: float = MISSING
     std_precision: Optional[float] = None
-    smooth: Any = "auto"  # "auto" or a number of bases
-    reverse_complement: bool = True
-    mask_unknown: bool = False
-    device: str = "auto"
-    devices: int = 1
-    mc_samples: int = 0
-    allow_mismatch: bool = False
-    rate_precision: float = 0.001
-    blend: Any = "auto"  # "auto" or a number of bases
+    smooth: Any = MISSING  # "auto" or a number of bases
+    reverse_complement: bool = MISSING
+    mask_unknown: bool = MISSING
+    device: str = MISSING
+    devices: int = MISSING
+    mc_samples: int = MISSING
+    allow_mismatch: bool = MISSING
+    rate_precision: float = MISSING
+    blend: Any = MISSING  # "auto" or a number of bases
 
 
 @dataclass
 class BrowserConfig:
-    hub_email: str = ""
+    hub_email: str = MISSING
 
 
 @dataclass
 class OriginsConfig:
-    motif: str = "WTTTAYRTTTW"
-    peaks: int = 300
-    radius: int = 200
-    separation: int = 2000
+    motif: str = MISSING
+    peaks: int = MISSING
+    radius: int = MISSING
+    separation: int = MISSING
 
 
 @dataclass
 class EvaluateConfig:
-    resolutions: List[int] = field(default_factory=lambda: [1000, 10000])
-    baseline_bin: int = 1000
+    resolutions: List[int] = MISSING
+    baseline_bin: int = MISSING
     origins: OriginsConfig = field(default_factory=OriginsConfig)
 
 
 @dataclass
 class SweepConfig:
     dir: Optional[str] = None
-    predict: bool = True
-    resolution: int = 1000
+    predict: bool = MISSING
+    resolution: int = MISSING
 
 
 @dataclass
@@ -202,7 +209,7 @@ class Config:
     data: DataConfig = MISSING
     model: ModelConfig = MISSING
     trainer: Dict[str, Any] = MISSING
-    seed: int = 0
+    seed: int = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
@@ -218,12 +225,43 @@ def register() -> None:
     ConfigStore.instance().store(name=NAME, node=Config)
 
 
+# per section, the shipped YAML file that sets every one of its keys
+SHOWN_IN = {"data": "conf/data/sacCer3.yaml", "model": "conf/model/unet.yaml", "trainer": "conf/trainer/default.yaml",
+            "callbacks": "conf/callbacks/default.yaml", "logger": "conf/logger/csv.yaml"}
+
+
+def missing_values(cfg: Any) -> str | None:
+    """What the composed configuration lacks, as an error message naming the keys; None when complete.
+
+    The schema holds no values: a key that no YAML file (nor the command line) sets stays ``???``.
+    """
+    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))  # no interpolation is resolved
+    if not missing:
+        return None
+    shown = sorted({SHOWN_IN.get(k.split(".")[0], "conf/config.yaml") for k in missing})
+    files = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    where = f"{files} {'shows' if len(shown) == 1 else 'show'} every key"
+    if any(k.startswith("data.") for k in missing):
+        where = f"data config {OmegaConf.select(cfg, 'data.name', default=None, throw_on_missing=False)!r}; {where}"
+    return f"the configuration has no value for {', '.join(missing)} ({where})"
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of ``node`` (plain containers) whose value is ``???``, sorted."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    out = []
+    for key, value in items:
+        name = f"{prefix}{key}"
+        out += [name] if value == MISSING else _missing_keys(value, f"{name}.")
+    return sorted(out)
+
+
 def check_model_length(cfg: Any, length: int) -> None:
     """Refuse a window length the configured model cannot take (``cfg``: the composed configuration)."""
     from seq_unet.model.heads import check_window
 
     try:
-        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, int(cfg.data.target_resolution))
+        check_window(OmegaConf.to_container(cfg.model, resolve=True), length, cfg.data.target_resolution)
     except ValueError as exc:
         raise InputError(f"data.window_length: {exc}") from exc
 

@@ -15,7 +15,7 @@ from a checkpoint without unpickling anything but tensors and plain values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -68,7 +68,8 @@ class SeqUNetModule(pl.LightningModule):
         target_resolution: target bin size (bases); predictions are averaged to it in the loss.
         target_mean: per-track train mean used to standardise targets.
         target_std: per-track train standard deviation.
-        model: keyword arguments of :class:`SeqUNet` (besides ``n_tracks``).
+        model: the model config (``conf/model``): the keyword arguments of :class:`SeqUNet` (besides
+            ``n_tracks`` and ``in_channels``), ``head``, ``kinetic`` (for the kinetic head) and ``position_scale``.
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
         warmup_fraction: fraction of steps of linear warm-up before cosine decay.
@@ -76,19 +77,25 @@ class SeqUNetModule(pl.LightningModule):
         min_lr_ratio: the cosine decay ends at this fraction of ``lr``.
         loss: ``mse`` or ``huber``.
         dataset_md5: checksum of the training dataset's manifest (provenance).
+
+    Every setting but the data's (tracks, window, targets) comes from the configuration: ``model``
+    is ``conf/model``, the optimiser's are ``train.*``; none has a value of its own here.
     """
 
     def __init__(self, tracks: Sequence[str], window_length: int, target_resolution: int,
-                 target_mean: Sequence[float], target_std: Sequence[float], model: dict | None = None,
-                 lr: float = 2e-3, weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
-                 loss: str = "mse", dataset_md5: str | None = None, warmup_start_factor: float = 0.01,
-                 min_lr_ratio: float = 0.01):
+                 target_mean: Sequence[float], target_std: Sequence[float], *, model: Mapping,
+                 lr: float, weight_decay: float, warmup_fraction: float,
+                 loss: str, dataset_md5: str | None = None, warmup_start_factor: float,
+                 min_lr_ratio: float):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)
         unet, opts = split_model_options(model)
-        self.position_scale = opts.get("position_scale")
-        self.head = make_head(str(opts.get("head", "linear")), len(self.tracks), opts.get("kinetic"))
+        missing = [k for k in ("head", "position_scale") if k not in opts]
+        if missing:
+            raise ValueError(f"the model options {missing} are missing")
+        self.position_scale = opts["position_scale"]
+        self.head = make_head(opts["head"], len(self.tracks), opts.get("kinetic"))
         self.kinetic = self.head.bin_size > 1
         self.net = SeqUNet(n_tracks=self.head.n_channels, in_channels=input_channels(self.position_scale), **unet)
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))

@@ -27,7 +27,13 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from seq_unet.checkpoint import ProvenanceRecorder, atomic_checkpoint_io, load_contents, make_provenance
+from seq_unet.checkpoint import (
+    EARLIER_SETTINGS,
+    ProvenanceRecorder,
+    atomic_checkpoint_io,
+    load_contents,
+    make_provenance,
+)
 from seq_unet.config import check_model_length, config_record, hydra_overrides
 from seq_unet.data.datamodule import WindowDataModule
 from seq_unet.errors import InputError
@@ -54,7 +60,7 @@ def train(cfg: DictConfig) -> float:
 
     Returns the best validation Pearson (mean over tracks), for sweepers.
     """
-    pl.seed_everything(int(cfg.seed), workers=True)
+    pl.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.train.out_dir)
     trainer_kw = trainer_kwargs(cfg)
     dm = _datamodule(cfg, shard=not trainer_kw["use_distributed_sampler"])
@@ -77,7 +83,7 @@ def train(cfg: DictConfig) -> float:
     # the window-level metrics are logged as torchmetrics objects, which Lightning does not warn about
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('val/.*sync_dist=True")
     resume = resume_point(ckpt_dir / "last.ckpt", dict(module.hparams), move_stale=rank == 0) \
-        if bool(cfg.train.resume) else None
+        if cfg.train.resume else None
     metrics_csv = out / "logs" / "metrics.csv"
     if resume and rank == 0:
         keep_metrics_before(resume.epoch, metrics_csv)
@@ -113,11 +119,10 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
 
 
 def _datamodule(cfg: DictConfig, shard: bool) -> WindowDataModule:
-    return WindowDataModule(cfg.paths.dataset, batch_size=int(cfg.train.batch_size),
-                            num_workers=int(cfg.train.num_workers),
-                            reverse_complement=bool(cfg.train.reverse_complement),
-                            random_shift=bool(cfg.train.random_shift), seed=int(cfg.seed), shard=shard,
-                            position_scale=cfg.model.get("position_scale"))
+    t = cfg.train
+    return WindowDataModule(cfg.paths.dataset, batch_size=t.batch_size, num_workers=t.num_workers,
+                            reverse_complement=t.reverse_complement, random_shift=t.random_shift, seed=cfg.seed,
+                            shard=shard, position_scale=cfg.model.position_scale)
 
 
 def _module(cfg: DictConfig, m: dict) -> SeqUNetModule:
@@ -128,10 +133,9 @@ def _module(cfg: DictConfig, m: dict) -> SeqUNetModule:
     return SeqUNetModule(
         tracks=m["tracks"], window_length=m["window_length"], target_resolution=m["target_resolution"],
         target_mean=[m["target_mean"][t] for t in m["tracks"]], target_std=[m["target_std"][t] for t in m["tracks"]],
-        model=OmegaConf.to_container(cfg.model, resolve=True), lr=float(cfg.train.lr),
-        weight_decay=float(cfg.train.weight_decay), warmup_fraction=float(cfg.train.warmup_fraction),
-        loss=str(cfg.train.loss), dataset_md5=m["dataset_md5"],
-        warmup_start_factor=float(cfg.train.warmup_start_factor), min_lr_ratio=float(cfg.train.min_lr_ratio),
+        model=OmegaConf.to_container(cfg.model, resolve=True), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+        warmup_fraction=cfg.train.warmup_fraction, loss=cfg.train.loss, dataset_md5=m["dataset_md5"],
+        warmup_start_factor=cfg.train.warmup_start_factor, min_lr_ratio=cfg.train.min_lr_ratio,
     )
 
 
@@ -144,7 +148,7 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> tuple[ModelCheckpoint, list[p
     monitor = _selection_metric(cfg)
     cb = cfg.callbacks
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", monitor=monitor, mode="max",
-                              save_top_k=int(cb.checkpoint.top_k), auto_insert_metric_name=False)
+                              save_top_k=cb.checkpoint.top_k, auto_insert_metric_name=False)
     # last.ckpt after every epoch, improved or not (Lightning's save_last writes it only in epochs
     # that save a new best), so an interrupted run resumes from its latest epoch
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
@@ -154,30 +158,30 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> tuple[ModelCheckpoint, list[p
     if interval is not None:
         if interval not in ("epoch", "step"):
             raise InputError(f"callbacks.lr_monitor.logging_interval must be epoch, step or null, not {interval!r}")
-        callbacks.append(LearningRateMonitor(logging_interval=str(interval)))
+        callbacks.append(LearningRateMonitor(logging_interval=interval))
     if monitor == "val/genome_pearson":
         from seq_unet.evaluate.genome_val import GenomeValidation
 
         # before the checkpoint callbacks, which read the score it logs
-        callbacks.insert(0, GenomeValidation(cfg.paths.dataset, batch_size=int(cfg.predict.batch_size),
-                                             blend=cfg.predict.get("blend", 0)))
+        callbacks.insert(0, GenomeValidation(cfg.paths.dataset, batch_size=cfg.predict.batch_size,
+                                             blend=cfg.predict.blend))
     if cb.ema.decay:
         from pytorch_lightning.callbacks import EMAWeightAveraging
 
         # validation, model selection and the saved checkpoints use the averaged weights
         callbacks.append(EMAWeightAveraging(
-            decay=float(cb.ema.decay), update_every_n_steps=int(cb.ema.update_every_n_steps),
+            decay=cb.ema.decay, update_every_n_steps=cb.ema.update_every_n_steps,
             update_starting_at_step=cb.ema.update_starting_at_step,
             update_starting_at_epoch=cb.ema.update_starting_at_epoch))
-    if int(cb.early_stopping.patience) > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(cb.early_stopping.patience),
-                                       min_delta=float(cb.early_stopping.min_delta)))
+    if cb.early_stopping.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cb.early_stopping.patience,
+                                       min_delta=cb.early_stopping.min_delta))
     return best_cb, callbacks
 
 
 def _selection_metric(cfg: DictConfig) -> str:
     """The validation score that picks the best checkpoint and stops training early (``train.select_on``)."""
-    choice = str(cfg.train.get("select_on", "genome"))
+    choice = cfg.train.select_on
     if choice not in ("genome", "windows"):
         raise InputError(f"train.select_on must be 'genome' (the validation chromosomes predicted as `seq-unet "
                          f"predict` does) or 'windows' (the window-level score), not {choice!r}")
@@ -188,7 +192,7 @@ def _loggers(cfg: DictConfig, out: Path) -> list[Logger]:
     """The run's loggers (``cfg.logger``, conf/logger/): the CSV table ``<out>/logs/metrics.csv`` first,
     then TensorBoard (``<out>/tensorboard``) or Weights & Biases (``<out>/wandb``) if chosen."""
     loggers: list[Logger] = [CSVLogger(str(out), name="", version="logs")]
-    kind = str(cfg.logger.kind)
+    kind = cfg.logger.kind
     if kind == "csv":
         return loggers
     if kind not in _LOGGER_PACKAGES:
@@ -204,8 +208,7 @@ def _loggers(cfg: DictConfig, out: Path) -> list[Logger]:
     else:
         from pytorch_lightning.loggers import WandbLogger
 
-        loggers.append(WandbLogger(save_dir=str(out), project=str(cfg.logger.project),
-                                   offline=bool(cfg.logger.offline)))
+        loggers.append(WandbLogger(save_dir=str(out), project=cfg.logger.project, offline=cfg.logger.offline))
     return loggers
 
 
@@ -298,13 +301,10 @@ def resume_point(last: Path, hparams: dict, move_stale: bool = True) -> ResumePo
 
 
 def _later_defaults(saved: dict, hparams: dict) -> dict:
-    """Settings of ``hparams`` that a checkpoint written before they existed lacks, at their defaults
-    (e.g. ``warmup_start_factor``): such a checkpoint continues a run that used those defaults."""
-    import inspect
-
-    params = inspect.signature(SeqUNetModule.__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k in hparams and k not in saved and p.default is not inspect.Parameter.empty}
+    """Settings of ``hparams`` that a checkpoint written before they existed lacks, at the values its run had
+    (:data:`~seq_unet.checkpoint.EARLIER_SETTINGS`, e.g. ``warmup_start_factor``): such a checkpoint continues
+    a run at those values."""
+    return {k: v for k, v in EARLIER_SETTINGS.items() if k in hparams and k not in saved}
 
 
 def keep_metrics_before(done: int, metrics_csv: Path) -> None:

@@ -109,7 +109,7 @@ def test_manifest_counts_n_and_iupac_bases(ambiguous_genome, tmp_path):
     prepared = tmp_path / "g.fa"
     prepare_fasta(ambiguous_genome["fasta"], prepared)
     tracks = {"t": str(ambiguous_genome["track"])}
-    spec = WindowSpec(2000, 2000, 100)
+    spec = WindowSpec(2000, 2000, 100, min_valid_fraction=0.5, max_shift=0)
     df = make_windows(str(prepared), tracks, spec, ["chrB"], ["chrC"])
     manifest = extract_dataset(str(prepared), tracks, df, spec, tmp_path / "ds")
     expected = {c: sum(not b.isalpha() or b.upper() not in "ACGT" for b in s)
@@ -407,7 +407,7 @@ def test_nan_and_infinite_values_are_masked(tmp_path):
     assert np.isnan(v[bad]).all() and (v[~bad] == 2.0).all()
     fasta = write_fasta(tmp_path / "g.fa", {c: "ACGT" * (n // 4) for c, n in sizes.items()})
     prepare_fasta(fasta, tmp_path / "p.fa")
-    spec = WindowSpec(1000, 1000, 1)
+    spec = WindowSpec(1000, 1000, 1, min_valid_fraction=0.5, max_shift=0)
     df = make_windows(str(tmp_path / "p.fa"), {"t": path}, spec, ["chrB"], ["chrC"])
     assert df[df.chrom == "chrA"].set_index("start").loc[0, "valid_bins_t"] == 1000 - 155
     extract_dataset(str(tmp_path / "p.fa"), {"t": path}, df, spec, tmp_path / "ds")
@@ -468,7 +468,7 @@ def test_random_bytes_in_the_data(tmp_path, good_bigwig):
     g = Genome(tmp_path / "p.fa")
     with open_bigwig(path) as h, pytest.raises(InputError, match=r"damaged\.bw is corrupt: reading chrB:"):
         base_masks(g, {"t": h}, "chrB", 4000, 6000, None)
-    spec = WindowSpec(4000, 4000, 100)
+    spec = WindowSpec(4000, 4000, 100, min_valid_fraction=0.5, max_shift=0)
     with pytest.raises(InputError, match=r"damaged\.bw is corrupt: reading chrB:"):
         make_windows(str(tmp_path / "p.fa"), {"t": str(path)}, spec, ["chrB"], ["chrC"])
     df = make_windows(str(tmp_path / "p.fa"), {"t": str(good_bigwig[0])}, spec, ["chrB"], ["chrC"])

@@ -12,19 +12,29 @@ import pytest
 import torch
 
 from seq_unet import __version__
-from seq_unet.checkpoint import KEY, load_module, make_provenance, mismatches, read_checkpoint
+from seq_unet.checkpoint import (
+    EARLIER_MODEL_OPTIONS,
+    EARLIER_SETTINGS,
+    KEY,
+    load_module,
+    make_provenance,
+    mismatches,
+    read_checkpoint,
+)
 from seq_unet.errors import InputError
 from seq_unet.io.genome import file_md5
 from seq_unet.lit import SeqUNetModule
+from tests.conf_values import conf_model, train_options
 
-MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 EXE = str(Path(sys.executable).parent / "seq-unet")
 
 
 def _module(tracks=("gc", "noisy"), window=4000) -> SeqUNetModule:
     torch.manual_seed(0)
     return SeqUNetModule(tracks=list(tracks), window_length=window, target_resolution=100,
-                         target_mean=[1.0] * len(tracks), target_std=[0.5] * len(tracks), model=MODEL)
+                         target_mean=[1.0] * len(tracks), target_std=[0.5] * len(tracks), model=MODEL,
+                         **train_options())
 
 
 def _save(module: SeqUNetModule, path: Path, provenance: dict | None = None) -> Path:
@@ -186,3 +196,17 @@ def test_predict_refuses_a_checkpoint_made_for_other_data(tiny_genome, tmp_path)
     (tmp_path / "broken.ckpt").write_bytes(good.read_bytes()[:1000])
     out = _run("predict", *common, f"predict.ckpt={tmp_path / 'broken.ckpt'}", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr and "damaged" in out.stderr
+
+
+def test_a_checkpoint_from_before_later_settings_loads_at_their_earlier_values(tmp_path):
+    module = _module().eval()
+    hp = {k: v for k, v in module.hparams.items() if k not in EARLIER_SETTINGS}
+    hp["model"] = {k: v for k, v in hp["model"].items() if k not in EARLIER_MODEL_OPTIONS}
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hp}, path)
+    loaded = load_module(path)
+    assert {k: loaded.hparams[k] for k in EARLIER_SETTINGS} == EARLIER_SETTINGS
+    assert {k: loaded.hparams.model[k] for k in EARLIER_MODEL_OPTIONS} == EARLIER_MODEL_OPTIONS
+    x = torch.randn(1, 4, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module(x))

@@ -89,10 +89,11 @@ def test_predict_a_new_genome_needs_only_a_fasta_and_a_checkpoint(tmp_path):
     import pytorch_lightning as pl
 
     from seq_unet.lit import SeqUNetModule
+    from tests.conf_values import conf_model, train_options
 
-    model = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+    model = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
     module = SeqUNetModule(tracks=["rt"], window_length=2048, target_resolution=100, target_mean=[1.5],
-                           target_std=[0.3], model=model)
+                           target_std=[0.3], model=model, **train_options())
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
                 "pytorch-lightning_version": pl.__version__}, ckpt)

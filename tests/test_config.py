@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
-from seq_unet.config import register
+from seq_unet.config import missing_values, register
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 GOOD = {"name": "tiny", "blacklist": None, "val_chroms": ["chrC"], "test_chroms": ["chrB"], "window_length": 4000,
@@ -77,6 +77,27 @@ def test_a_data_config_without_a_required_key(tiny_genome, tmp_path):
     out = _run("genome", *common, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "the configuration has no value for data.window_length (data config 'tiny'" in out.stderr
+
+
+def test_a_model_config_without_a_key(tiny_genome, tmp_path):
+    common = _data_config(tmp_path, tiny_genome)
+    text = (config_dir() / "model" / "unet.yaml").read_text()
+    (tmp_path / "conf/model").mkdir()
+    (tmp_path / "conf/model/mine.yaml").write_text("\n".join(li for li in text.splitlines()
+                                                             if not li.startswith("dropout:")))
+    out = _run("genome", *common, "model=mine", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "the configuration has no value for model.dropout (conf/model/unet.yaml shows every key)" in out.stderr
+
+
+def test_a_value_no_yaml_file_sets_is_named_with_where_to_find_it():
+    register()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        assert missing_values(compose("config")) is None
+        cfg = compose("config", overrides=["train.lr=???", "data.stride=???", "callbacks.ema.decay=???"])
+    assert missing_values(cfg) == (
+        "the configuration has no value for callbacks.ema.decay, data.stride, train.lr (data config 'sacCer3'; "
+        "conf/callbacks/default.yaml, conf/config.yaml and conf/data/sacCer3.yaml show every key)")
 
 
 @pytest.mark.parametrize("changes, step, message", [

@@ -31,6 +31,7 @@ from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.genome import predict_genome
 from seq_unet.training import resume_point
+from tests.conf_values import conf_model, train_options
 from tests.workflow_helpers import write_tiny_config
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
@@ -149,11 +150,11 @@ def one_thread(monkeypatch):
 
 def _module(padding: str, dropout: float) -> SeqUNetModule:
     torch.manual_seed(0)
-    model = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, padding=padding,
-                 dropout=dropout)
+    model = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, padding=padding,
+                       dropout=dropout)
     window = geometry_from_config(model).nearest_valid_lengths(2048)[1]
     return SeqUNetModule(tracks=["a", "b"], window_length=window, target_resolution=100, target_mean=[1.0, 2.0],
-                         target_std=[0.5, 0.25], model=model)
+                         target_std=[0.5, 0.25], model=model, **train_options())
 
 
 def _save(module: SeqUNetModule, path: Path) -> Path:

@@ -392,7 +392,7 @@ def _one_track(sizes: dict[str, int], values: dict[str, list[float]]) -> Track:
 # every chromosome shorter than the window: make_windows refuses it
 ALL_SHORT = Case({"chr1": "ACGTNacgtR" * 3, "chr2": "ACGT"},
                  {"rt": _one_track({"chr1": 30, "chr2": 4}, {"chr1": [1.0] * 30})},
-                 WindowSpec(40, 20, 10), [], ["chr2"])
+                 WindowSpec(40, 20, 10, min_valid_fraction=0.5, max_shift=0), [], ["chr2"])
 # chromosomes one base past the grid, equal to and shorter than the window; flanks; NaN, inf and gaps
 _MIXED_VALUES = [1.0, None, float("nan"), float("inf"), -float("inf"), 2.5, 3.0, None] * 13
 MIXED = Case({"chr1": ("ACGTacgtNNRY" * 9)[:101], "chr2": "ACGTACGTAC" * 4, "2": "GGCCAATT" * 2},
@@ -454,7 +454,7 @@ def test_windows_and_dataset_match_the_generated_genome(case: Case):
 def test_bin_with_exactly_the_minimum_fraction_is_valid(percent, multiple):
     r = 100 // gcd(percent, 100) * multiple  # percent * r / 100 is a whole number of bases
     need = percent * r // 100
-    spec = WindowSpec(r, r, r, min_valid_fraction=percent / 100)
+    spec = WindowSpec(r, r, r, min_valid_fraction=percent / 100, max_shift=0)
     values = np.ones((2, r), np.float32)
     valid = np.zeros((2, r), bool)
     valid[0, :need] = True
@@ -481,7 +481,7 @@ def test_track_without_any_entry_is_masked(sizes):
         prepare_fasta(write_fasta(d / "src.fa", seqs), fasta)
         paths = {"full": str(write_track(d / "full.bw", sizes_of, full)),
                  "empty": str(write_track(d / "empty.bw", sizes_of, empty))}
-        df = make_windows(str(fasta), paths, WindowSpec(50, 50, 10), [], [])
+        df = make_windows(str(fasta), paths, WindowSpec(50, 50, 10, min_valid_fraction=0.5, max_shift=0), [], [])
     assert (df.valid_bins_empty == 0).all() and (df.valid_bins_full > 0).all()
 
 
@@ -493,7 +493,7 @@ def test_every_accepted_stride_covers_every_base(res, window_units, extra_units,
     window, stride = window_units * res, (window_units + extra_units) * res
     size = window + stride + size_extra
     try:
-        WindowSpec(window, stride, res)
+        WindowSpec(window, stride, res, min_valid_fraction=0.5, max_shift=0)
     except InputError:
         return  # refusing such a stride keeps the promise too
     covered = np.zeros(size + res, bool)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from seq_unet.lit import SeqUNetModule
+from tests.conf_values import conf_model, train_options
 
-MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 
 # one window, two tracks, four 100-bp bins; predictions, targets and the mask of valid bins
 PRED = torch.tensor([[[0.0, 1.0, 2.0, 3.0],
@@ -22,7 +23,7 @@ ERRORS = [-0.5, -2.0, 4.0, 1.0, -3.0]
 
 
 def _module(loss: str) -> SeqUNetModule:
-    module = SeqUNetModule(["a", "b"], 400, 100, [0.0, 0.0], [1.0, 1.0], model=MODEL, loss=loss)
+    module = SeqUNetModule(["a", "b"], 400, 100, [0.0, 0.0], [1.0, 1.0], model=MODEL, **train_options(loss=loss))
     assert (module.bin_from, module.bin_to) == (0, 4)  # same padding: every bin is covered
     return module
 

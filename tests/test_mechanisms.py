@@ -8,6 +8,7 @@ on synthetic 1D tasks for a few seconds, with fixed seeds.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -16,8 +17,19 @@ import pytest
 import torch
 
 from seq_unet.model.unet import SeqUNet
+from tests.conf_values import unet_options
 
 TINY = dict(depth=3, pool=4, base_channels=16, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
+
+
+def _options(**kw) -> dict:
+    """SeqUNet options: the configured model's, with the max-pool downsampling and concatenated skips
+    these tests were calibrated with (the configured model average-pools and adds), changed by ``kw``."""
+    return unet_options(**{"down": "maxpool", "skip": "concat", **kw})
+
+
+def _net(n_tracks: int, **kw) -> SeqUNet:
+    return SeqUNet(n_tracks, **_options(**kw))
 
 
 def _train(net: SeqUNet, batches, steps: int, lr: float = 3e-3) -> SeqUNet:
@@ -75,7 +87,7 @@ def spike_models():
     for skip in ("concat", "none"):
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(0)
-        nets[skip] = _train(SeqUNet(n_tracks=2, skip=skip, **TINY), lambda: spike_edge_batch(g, 32)[:3], 150)
+        nets[skip] = _train(_net(2, skip=skip, **TINY), lambda: spike_edge_batch(g, 32)[:3], 150)
     return nets
 
 
@@ -110,7 +122,7 @@ def test_skips_keep_a_one_base_barrier_in_flood_fill():
     for skip in ("concat", "none"):
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(0)
-        net = _train(SeqUNet(n_tracks=1, skip=skip, **TINY), lambda: flood_batch(g, 32), 250)
+        net = _train(_net(1, skip=skip, **TINY), lambda: flood_batch(g, 32), 250)
         x, y, m = flood_batch(torch.Generator().manual_seed(3), 256)
         with torch.no_grad():
             ok = net(x)[:, 0].sign() == y[:, 0].sign()
@@ -135,8 +147,8 @@ def test_skips_give_gradients_a_short_path():
         vals = []
         for seed in range(3):
             torch.manual_seed(seed)
-            net = SeqUNet(n_tracks=1, depth=7, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2,
-                          dropout=0.0, norm="none", skip=skip).train()
+            net = _net(1, depth=7, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2, dropout=0.0,
+                       norm="none", skip=skip).train()
             x = (torch.rand(4, 4, 1024) < 0.25).float()
             ((net(x) - torch.randn(4, 1, 1024)) ** 2).mean().backward()
             vals.append(net.stem.body[0].weight.grad.norm().item())
@@ -152,9 +164,9 @@ def _params(module: torch.nn.Module) -> int:
 def test_one_by_one_projection_parameter_count():
     """The 1x1 convolution after concatenation costs 2C*C + C and halves the next block's input width."""
     k = 5
-    kw = dict(n_tracks=1, depth=3, pool=2, base_channels=8, channel_growth=2.0, kernel_size=k, bottleneck_blocks=1,
+    kw = dict(depth=3, pool=2, base_channels=8, channel_growth=2.0, kernel_size=k, bottleneck_blocks=1,
               skip="concat", merge_norm="none")
-    with_p, without = SeqUNet(**kw, skip_project=True), SeqUNet(**kw, skip_project=False)
+    with_p, without = _net(1, **kw, skip_project=True), _net(1, **kw, skip_project=False)
     for i, c in enumerate(with_p.channels[:-1]):
         assert _params(with_p.merges[i]) == 2 * c * c + c
         assert _params(without.merges[i]) == 0
@@ -167,9 +179,9 @@ def test_one_by_one_projection_parameter_count():
 
 def test_checkpointing_gives_identical_gradients():
     torch.manual_seed(0)
-    kw = dict(n_tracks=2, depth=3, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2, dropout=0.0)
-    a = SeqUNet(**kw, checkpointing=False)
-    b = SeqUNet(**kw, checkpointing=True)
+    kw = dict(depth=3, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2, dropout=0.0)
+    a = _net(2, **kw, checkpointing=False)
+    b = _net(2, **kw, checkpointing=True)
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 4, 64)
     for net in (a, b):
@@ -179,8 +191,11 @@ def test_checkpointing_gives_identical_gradients():
         torch.testing.assert_close(pa.grad, pb.grad, msg=n)
 
 
+# the network of the memory tests
+PEAK_NET = dict(depth=4, pool=4, base_channels=32, kernel_size=9, bottleneck_blocks=2, dropout=0.0)
+# argv: 1 (checkpointing) or 0, the SeqUNet options as JSON
 PEAK_RSS = textwrap.dedent("""
-    import sys, torch
+    import json, sys, torch
     from seq_unet.model.unet import SeqUNet
 
     def peak_kib():
@@ -190,8 +205,7 @@ PEAK_RSS = textwrap.dedent("""
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = SeqUNet(n_tracks=1, depth=4, pool=4, base_channels=32, kernel_size=9, bottleneck_blocks=2,
-                  dropout=0.0, checkpointing=sys.argv[1] == "1").train()
+    net = SeqUNet(1, **json.loads(sys.argv[2]), checkpointing=sys.argv[1] == "1").train()
     x = torch.randn(2, 4, 2**17)
     before = peak_kib()
     net(x).mean().backward()
@@ -201,8 +215,10 @@ PEAK_RSS = textwrap.dedent("""
 
 def test_checkpointing_lowers_peak_memory():
     """Measured: the peak resident memory of one training step, in fresh processes."""
-    peak = {ck: int(subprocess.run([sys.executable, "-c", PEAK_RSS, ck], capture_output=True, text=True,
-                                   check=True).stdout) for ck in ("0", "1")}
+    options = _options(**PEAK_NET)
+    del options["checkpointing"]
+    peak = {ck: int(subprocess.run([sys.executable, "-c", PEAK_RSS, ck, json.dumps(options)], capture_output=True,
+                                   text=True, check=True).stdout) for ck in ("0", "1")}
     assert peak["1"] < 0.9 * peak["0"], peak
 
 
@@ -212,8 +228,7 @@ def test_checkpointing_lowers_peak_gpu_memory():
     peak = {}
     for ck in (False, True):
         torch.manual_seed(0)
-        net = SeqUNet(n_tracks=1, depth=4, pool=4, base_channels=32, kernel_size=9, bottleneck_blocks=2,
-                      dropout=0.0, checkpointing=ck).cuda().train()
+        net = _net(1, **PEAK_NET, checkpointing=ck).cuda().train()
         x = torch.randn(4, 4, 2**17, device="cuda")
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -264,9 +279,8 @@ def test_delta_input_lands_at_its_own_coordinates(padding, up):
     whose convolution follows the interpolation: + 2 + 1 = 27). Level t's feature map starts at input
     base a_t = 2, 6, 14 (0 with same padding) and has cells of J_t = 1, 2, 4 bases.
     """
-    net = SeqUNet(n_tracks=1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1,
-                  bottleneck_kernel=3, norm="none", merge_norm="none", skip="concat", skip_project=True,
-                  dropout=0.0, up=up, padding=padding)
+    net = _net(1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1, bottleneck_kernel=3,
+               norm="none", merge_norm="none", skip="concat", skip_project=True, dropout=0.0, up=up, padding=padding)
     length = 96
     off = {"same": 0, "valid": 24 if up == "transpose" else 27}[padding]
     assert net.geometry.offset(length) == off

@@ -7,6 +7,7 @@ import torch
 
 from seq_unet.model.geometry import Geometry
 from seq_unet.model.unet import SeqUNet, geometry_from_config
+from tests.conf_values import unet_options
 
 SMALL = dict(base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 
@@ -15,7 +16,7 @@ SMALL = dict(base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 @pytest.mark.parametrize("skip", ["concat", "add", "none"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_output_shape(depth, pool, skip, padding):
-    net = SeqUNet(n_tracks=3, depth=depth, pool=pool, skip=skip, padding=padding, **SMALL).eval()
+    net = SeqUNet(n_tracks=3, **unet_options(depth=depth, pool=pool, skip=skip, padding=padding, **SMALL)).eval()
     g = net.geometry
     length = g.nearest_valid_lengths(g.multiple * 20)[1]
     y = net(torch.randn(2, 4, length))
@@ -31,8 +32,8 @@ def test_output_shape(depth, pool, skip, padding):
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("merge_norm", ["after", "before", "none"])
 def test_every_variant_runs_and_learns_shapes(up, down, padding, merge_norm):
-    net = SeqUNet(n_tracks=1, depth=2, pool=4, base_channels=8, kernel_size=3, up=up, down=down, padding=padding,
-                  merge_norm=merge_norm, bottleneck_blocks=1).train()
+    net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=4, base_channels=8, kernel_size=3, up=up, down=down,
+                                             padding=padding, merge_norm=merge_norm, bottleneck_blocks=1)).train()
     length = net.geometry.nearest_valid_lengths(200)[1]
     y = net(torch.randn(2, 4, length))
     y.mean().backward()
@@ -43,8 +44,9 @@ def test_every_variant_runs_and_learns_shapes(up, down, padding, merge_norm):
 @pytest.mark.parametrize("up", ["transpose", "nearest", "linear"])
 def test_valid_geometry_predicts_exactly_the_lengths_the_network_takes(up):
     """The configuration-only arithmetic agrees with the real network for every length tried."""
-    kw = dict(depth=2, pool=[2, 4], kernel_size=3, bottleneck_blocks=2, bottleneck_kernel=3, up=up, padding="valid")
-    net = SeqUNet(n_tracks=1, base_channels=8, dropout=0.0, **kw).eval()
+    kw = dict(depth=2, pool=[2, 4], kernel_size=3, bottleneck_blocks=2, bottleneck_kernel=3, dilation_growth=2, up=up,
+              padding="valid")
+    net = SeqUNet(n_tracks=1, **unet_options(base_channels=8, dropout=0.0, **kw)).eval()
     g = geometry_from_config(kw)
     assert g == net.geometry
     accepted = 0
@@ -63,7 +65,7 @@ def test_unusable_length_names_nearest_lengths():
     g = Geometry((4, 4, 4), 9, 3, (1, 2))
     with pytest.raises(ValueError, match=r"multiple of 64 .*nearest usable lengths: 960 or 1024"):
         g.check(1000)
-    net = SeqUNet(n_tracks=1, depth=3, pool=4, base_channels=8, bottleneck_blocks=1)
+    net = SeqUNet(n_tracks=1, **unet_options(depth=3, pool=4, base_channels=8, bottleneck_blocks=1))
     with pytest.raises(ValueError, match="nearest usable lengths"):
         net(torch.randn(1, 4, 1000))
     valid = Geometry((2, 2), 3, 3, (1,), padding="valid")
@@ -79,6 +81,9 @@ def test_unusable_length_names_nearest_lengths():
 def test_unknown_model_option_is_named():
     with pytest.raises(ValueError, match=r"unknown model options \['dept'\]"):
         geometry_from_config({"dept": 3})
+    with pytest.raises(ValueError, match=r"the model options \['dilation_growth', 'padding'\] are missing"):
+        geometry_from_config({"depth": 2, "pool": 4, "kernel_size": 3, "bottleneck_blocks": 1, "bottleneck_kernel": 3,
+                              "up": "transpose"})
 
 
 def test_receptive_field_formula_small_case():
@@ -92,8 +97,8 @@ def test_receptive_field_formula_small_case():
 def test_receptive_field_bounds_the_influence(padding):
     """An output base must not depend on input farther away than the receptive field."""
     torch.manual_seed(0)
-    net = SeqUNet(n_tracks=1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2,
-                  norm="none", dropout=0.0, down="conv", padding=padding).double().eval()
+    net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2,
+                                             norm="none", dropout=0.0, down="conv", padding=padding)).double().eval()
     rf = net.receptive_field
     length = net.geometry.nearest_valid_lengths(4 * rf)[1]
     x = torch.randn(1, 4, length, dtype=torch.double, requires_grad=True)
@@ -106,8 +111,8 @@ def test_receptive_field_bounds_the_influence(padding):
 
 
 def test_mc_dropout_switches_only_dropout():
-    net = SeqUNet(n_tracks=1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1,
-                  dropout=0.5).eval()
+    net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1,
+                                             dropout=0.5)).eval()
     x = torch.randn(1, 4, 64)
     with torch.no_grad():
         assert torch.equal(net(x), net(x))
@@ -120,10 +125,10 @@ def test_mc_dropout_switches_only_dropout():
 
 def test_coarse_head_starts_as_the_plain_network_then_learns_per_bottleneck_position():
     torch.manual_seed(0)
-    plain = SeqUNet(n_tracks=2, depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1).eval()
+    small = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1)
+    plain = SeqUNet(n_tracks=2, **unet_options(**small)).eval()
     torch.manual_seed(0)
-    coarse = SeqUNet(n_tracks=2, depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1,
-                     coarse_head=True).eval()
+    coarse = SeqUNet(n_tracks=2, **unet_options(**small, coarse_head=True)).eval()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, 256)), 4).float().transpose(1, 2)
     torch.testing.assert_close(coarse(x), plain(x))  # zero-initialised: the same function at the start
     # a bias on the coarse path moves the output by the same amount at every base; a weight on one
@@ -146,4 +151,4 @@ def test_coarse_head_starts_as_the_plain_network_then_learns_per_bottleneck_posi
 
 def test_coarse_head_needs_same_padding():
     with pytest.raises(ValueError, match="coarse_head needs model.padding: same"):
-        SeqUNet(n_tracks=1, depth=2, pool=4, padding="valid", coarse_head=True)
+        SeqUNet(n_tracks=1, **unet_options(depth=2, pool=4, padding="valid", coarse_head=True))

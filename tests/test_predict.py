@@ -14,15 +14,17 @@ from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.forward import load_model, predict_batch
 from seq_unet.predict.genome import predict_genome
 from seq_unet.predict.tiling import plan_windows
+from tests.conf_values import conf_model, train_options
 
-MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _module(padding: str, dropout: float, window: int = 2048) -> SeqUNetModule:
     torch.manual_seed(0)
     window = geometry_from_config({**MODEL, "padding": padding}).nearest_valid_lengths(window)[1]
     return SeqUNetModule(tracks=["a", "b"], window_length=window, target_resolution=100, target_mean=[1.0, 2.0],
-                         target_std=[0.5, 0.25], model={**MODEL, "padding": padding, "dropout": dropout})
+                         target_std=[0.5, 0.25], model={**MODEL, "padding": padding, "dropout": dropout},
+                         **train_options())
 
 
 def _save(module: SeqUNetModule, path) -> str:
@@ -108,7 +110,8 @@ def test_valid_padding_loss_uses_the_bins_inside_the_output():
     torch.testing.assert_close(pooled[..., 0], first)
     with pytest.raises(ValueError, match="less than one 100-bp target bin"):
         model = {**MODEL, "padding": "valid", "bottleneck_blocks": 6}
-        SeqUNetModule(["a"], geometry_from_config(model).nearest_valid_lengths(1)[1], 100, [0.0], [1.0], model=model)
+        SeqUNetModule(["a"], geometry_from_config(model).nearest_valid_lengths(1)[1], 100, [0.0], [1.0], model=model,
+                      **train_options())
 
 
 def test_sd_tracks_are_rounded_ten_times_finer(tiny_prepared, tmp_path):
@@ -148,7 +151,7 @@ def test_an_ensemble_predicts_the_mean_of_its_members_and_their_spread(tiny_prep
         torch.manual_seed(seed)
         m = SeqUNetModule(tracks=["a", "b"], window_length=_module("same", 0.0).hparams.window_length,
                           target_resolution=100, target_mean=[1.0, 2.0], target_std=[0.5, 0.25],
-                          model={**MODEL, "padding": "same", "dropout": 0.0})
+                          model={**MODEL, "padding": "same", "dropout": 0.0}, **train_options())
         members.append(_save(m, tmp_path / f"m{seed}.ckpt"))
     singles = [predict_genome(c, tiny_prepared, tmp_path / f"one{i}", precision=1e-5, device="cpu")
                for i, c in enumerate(members)]
@@ -164,6 +167,6 @@ def test_an_ensemble_predicts_the_mean_of_its_members_and_their_spread(tiny_prep
         # the sample sd of two values is |x - y| / sqrt(2)
         np.testing.assert_allclose(sd, np.abs(one - two) / np.sqrt(2), atol=3e-5)
     bad = SeqUNetModule(tracks=["x"], window_length=_module("same", 0.0).hparams.window_length, target_resolution=100,
-                        target_mean=[0.0], target_std=[1.0], model={**MODEL, "padding": "same"})
+                        target_mean=[0.0], target_std=[1.0], model={**MODEL, "padding": "same"}, **train_options())
     with pytest.raises(Exception, match="ensemble members differ"):
         predict_genome([members[0], _save(bad, tmp_path / "bad.ckpt")], tiny_prepared, tmp_path / "bad", device="cpu")

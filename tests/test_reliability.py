@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from seq_unet.errors import InputError
+from tests.conf_values import conf_model, train_options
 from tests.workflow_helpers import TINY_OVERRIDES, failure_logs, snakemake_cmd, write_tiny_config
 from tests.workflow_helpers import run_snakemake as _snakemake
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
-MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _md5(path: Path) -> str:
@@ -108,7 +109,7 @@ def _checkpoint(tmp_path: Path) -> Path:
 
     torch.manual_seed(0)
     module = SeqUNetModule(tracks=["a", "b"], window_length=2048, target_resolution=100, target_mean=[1.0, 2.0],
-                           target_std=[0.5, 0.25], model=MODEL)
+                           target_std=[0.5, 0.25], model=MODEL, **train_options())
     path = tmp_path / "m.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path

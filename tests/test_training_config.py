@@ -19,15 +19,16 @@ from seq_unet.config import register
 from seq_unet.errors import InputError
 from seq_unet.lit import SeqUNetModule
 from seq_unet.training import _callbacks, _loggers
+from tests.conf_values import conf_model, train_options
 from tests.workflow_helpers import write_tiny_config
 
-MODEL = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _schedule(total: int, **kw) -> list[float]:
     """The learning rate of each of ``total`` optimiser steps of a module built with ``kw``."""
     module = SeqUNetModule(tracks=["a"], window_length=2048, target_resolution=100, target_mean=[0.0],
-                           target_std=[1.0], model=MODEL, **kw)
+                           target_std=[1.0], model=MODEL, **train_options(**kw))
     module._trainer = SimpleNamespace(estimated_stepping_batches=total)  # what configure_optimizers reads
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -54,7 +55,7 @@ def test_the_schedule_starts_and_ends_where_configured(start, floor):
 def test_the_default_schedule_starts_and_ends_at_one_hundredth_of_lr():
     cfg = _compose()
     assert cfg.train.warmup_start_factor == 0.01 and cfg.train.min_lr_ratio == 0.01
-    lrs = _schedule(50, lr=0.002)  # the module's defaults are the configuration's
+    lrs = _schedule(50)  # the configuration's settings
     assert math.isclose(lrs[0], 0.002 * 0.01, rel_tol=1e-9) and math.isclose(lrs[-1], 0.002 * 0.01, rel_tol=1e-9)
 
 

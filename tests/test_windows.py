@@ -50,11 +50,11 @@ def test_assign_splits_and_errors():
 
 def test_window_spec_checks():
     with pytest.raises(InputError, match="multiples of the target resolution"):
-        WindowSpec(1000, 300, 200)
+        WindowSpec(1000, 300, 200, min_valid_fraction=0.5, max_shift=0)
 
 
 def test_window_longer_than_every_chromosome(tiny_genome, tiny_prepared):
-    spec = WindowSpec(64_000, 32_000, 100)
+    spec = WindowSpec(64_000, 32_000, 100, min_valid_fraction=0.5, max_shift=0)
     tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
     with pytest.raises(InputError, match="longer than every chromosome"):
         make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
@@ -71,7 +71,7 @@ def _extract(tiny_genome, fasta, spec: WindowSpec, out) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def per_base_dataset(tiny_genome, tiny_prepared, tmp_path_factory):
     tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
-    spec = WindowSpec(4000, 3000, 1)
+    spec = WindowSpec(4000, 3000, 1, min_valid_fraction=0.5, max_shift=0)
     df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"])
     out = tmp_path_factory.mktemp("ds") / "dataset"
     extract_dataset(str(tiny_prepared), tracks, df, spec, out)
@@ -121,7 +121,7 @@ def test_extracted_windows_equal_fasta_and_bigwig(per_base_dataset, tiny_genome)
 
 
 def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
-    spec = WindowSpec(4000, 4000, 200, min_valid_fraction=0.5)
+    spec = WindowSpec(4000, 4000, 200, min_valid_fraction=0.5, max_shift=0)
     tracks = _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
     ds = WindowDataset(tmp_path / "ds" / "train")
     bw = pyBigWig.open(tracks["gc"])
@@ -143,7 +143,7 @@ def test_binned_targets_are_masked_means(tiny_genome, tiny_prepared, tmp_path):
 
 
 def test_random_shift_returns_a_shifted_window(tiny_genome, tiny_prepared, tmp_path):
-    spec = WindowSpec(2000, 2000, 100, max_shift=300)
+    spec = WindowSpec(2000, 2000, 100, min_valid_fraction=0.5, max_shift=300)
     tracks = _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
     plain = WindowDataset(tmp_path / "ds" / "train")
     shifted = WindowDataset(tmp_path / "ds" / "train", random_shift=True, seed=3)

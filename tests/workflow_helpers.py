@@ -25,7 +25,7 @@ def write_tiny_config(tmp_path: Path, tiny_genome: dict) -> Path:
         f"fasta: {tiny_genome['fasta']}\n"
         f"tracks:\n  gc: {tiny_genome['tracks']['gc']}\n  noisy: {tiny_genome['tracks']['noisy']}\n"
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrB]\n"
-        "window_length: 4000\nstride: 2000\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
+        "window_length: 4000\nstride: 2000\nmax_shift: 0\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
     )
     return conf.parent
 

@@ -216,10 +216,10 @@ def _report_write_error(step: str, error: OSError) -> None:
 
 def _run_hydra(step: str, fn, args: list[str]) -> int:
     import hydra
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     from seq_unet.cli.relaunch import single_run_argv
-    from seq_unet.config import register
+    from seq_unet.config import missing_values, register
     from seq_unet.errors import InputError
     from seq_unet.io.atomic import WRITE_ERRORS
 
@@ -231,11 +231,9 @@ def _run_hydra(step: str, fn, args: list[str]) -> int:
         _release_stderr()  # (not `held`: the joblib launcher pickles this function)
         multirun = _is_multirun()
         _default_start_method()
-        missing = sorted(OmegaConf.missing_keys(cfg))
+        missing = missing_values(cfg)
         if missing:
-            data = OmegaConf.select(cfg, "data.name", default=None, throw_on_missing=False)
-            _fail(step, f"the configuration has no value for {', '.join(missing)} (data config {data!r}; "
-                        "conf/data/sacCer3.yaml shows every key)", multirun)
+            _fail(step, missing, multirun)
         try:
             with single_run_argv(saved[0], step, args):  # what Lightning's DDP launcher runs again
                 value = fn(cfg)

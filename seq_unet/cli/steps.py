@@ -18,17 +18,17 @@ log = logging.getLogger("seq_unet")
 
 
 def _tracks(cfg: DictConfig) -> dict[str, str]:
-    tracks = OmegaConf.to_container(cfg.data.tracks) if cfg.data.get("tracks") else {}
+    tracks = OmegaConf.to_container(cfg.data.tracks)
     if not tracks:
         raise InputError(f"data config {cfg.data.name!r} lists no tracks (data.tracks: name -> bigWig)")
-    return {str(k): str(v) for k, v in tracks.items()}
+    return tracks
 
 
 def _spec(cfg: DictConfig):
     from seq_unet.data.windows import WindowSpec
 
-    return WindowSpec(int(cfg.data.window_length), int(cfg.data.stride), int(cfg.data.target_resolution),
-                      float(cfg.data.min_valid_fraction), int(cfg.data.get("max_shift", 0)))
+    d = cfg.data
+    return WindowSpec(d.window_length, d.stride, d.target_resolution, d.min_valid_fraction, d.max_shift)
 
 
 def _split_of(cfg: DictConfig, chroms: list[str]) -> dict[str, str]:
@@ -64,7 +64,7 @@ def windows(cfg: DictConfig) -> None:
     spec = _spec(cfg)
     check_model_length(cfg, spec.length)
     df = make_windows(cfg.paths.fasta, _tracks(cfg), spec, list(cfg.data.val_chroms), list(cfg.data.test_chroms),
-                      cfg.data.get("blacklist"))
+                      cfg.data.blacklist)
     with atomic_path(cfg.paths.windows) as tmp:
         df.to_csv(tmp, sep="\t", index=False)
     log.info("wrote %d windows to %s", len(df), cfg.paths.windows)
@@ -79,8 +79,7 @@ def extract(cfg: DictConfig) -> None:
     if not Path(cfg.paths.windows).exists():
         raise InputError(f"{cfg.paths.windows} does not exist; run `seq-unet windows` first")
     df = pd.read_csv(cfg.paths.windows, sep="\t", dtype={"chrom": str})
-    manifest = extract_dataset(cfg.paths.fasta, _tracks(cfg), df, _spec(cfg), cfg.paths.dataset,
-                               cfg.data.get("blacklist"),
+    manifest = extract_dataset(cfg.paths.fasta, _tracks(cfg), df, _spec(cfg), cfg.paths.dataset, cfg.data.blacklist,
                                extra={"data_config": OmegaConf.to_container(cfg.data, resolve=True)})
     for split, info in manifest["splits"].items():
         log.info("%s: %d windows on %s", split, info["windows"], ", ".join(info["chroms"]))
@@ -99,13 +98,10 @@ def train(cfg: DictConfig) -> float:
 def _predict_options(cfg: DictConfig) -> dict:
     """Keyword arguments of :func:`~seq_unet.predict.genome.predict_genome` from ``cfg.predict``."""
     p = cfg.predict
-    return {"window_length": p.window_length, "crop": p.crop, "batch_size": int(p.batch_size),
-            "precision": float(p.precision),
-            "std_precision": None if p.get("std_precision") is None else float(p.std_precision),
-            "reverse_complement": bool(p.reverse_complement),
-            "mask_unknown": bool(p.mask_unknown), "device": str(p.device), "mc_samples": int(p.mc_samples),
-            "seed": int(cfg.seed), "smooth": p.smooth, "devices": int(p.get("devices", 1)),
-            "rate_precision": float(p.get("rate_precision", 0.001)), "blend": p.get("blend", 0)}
+    return {"window_length": p.window_length, "crop": p.crop, "batch_size": p.batch_size, "precision": p.precision,
+            "std_precision": p.std_precision, "reverse_complement": p.reverse_complement,
+            "mask_unknown": p.mask_unknown, "device": p.device, "mc_samples": p.mc_samples, "seed": cfg.seed,
+            "smooth": p.smooth, "devices": p.devices, "rate_precision": p.rate_precision, "blend": p.blend}
 
 
 def predict(cfg: DictConfig) -> None:
@@ -154,11 +150,11 @@ def check_one(cfg: DictConfig, path: str) -> None:
         log.warning("checkpoint %s records no provenance (version, configuration, data checksums); "
                     "it cannot be checked against this configuration", path)
     expect: dict = {"window_length": p.window_length}
-    own_genome = Path(str(p.fasta)).resolve() == Path(str(cfg.paths.fasta)).resolve()
+    own_genome = Path(p.fasta).resolve() == Path(cfg.paths.fasta).resolve()
     if own_genome:
         tracks = _tracks(cfg)
-        expect.update(tracks=list(tracks), window_length=p.window_length or int(cfg.data.window_length))
-        if Path(str(p.fasta)).exists():
+        expect.update(tracks=list(tracks), window_length=p.window_length or cfg.data.window_length)
+        if Path(p.fasta).exists():
             expect["genome_md5"] = file_md5(p.fasta)
         expect["track_md5"] = {t: file_md5(f) for t, f in tracks.items() if Path(f).exists()}
     problems = mismatches(ckpt, **expect)
@@ -167,7 +163,7 @@ def check_one(cfg: DictConfig, path: str) -> None:
     where = f"checkpoint {path} does not fit this prediction" + (
         f" of data config {cfg.data.name!r}" if own_genome else "")
     detail = "".join(f"\n  - {x}" for x in problems)
-    if bool(p.get("allow_mismatch", False)):
+    if p.allow_mismatch:
         log.warning("%s (predicting anyway: predict.allow_mismatch=true):%s", where, detail)
         return
     raise InputError(f"{where}:{detail}\nTrain a model for this configuration, point predict.ckpt at the right "
@@ -181,7 +177,7 @@ def baseline(cfg: DictConfig) -> None:
 
     sizes = read_chrom_sizes(cfg.paths.chrom_sizes)
     fit_baselines(cfg.paths.fasta, _tracks(cfg), _split_of(cfg, list(sizes)), cfg.paths.baseline,
-                  int(cfg.evaluate.baseline_bin))
+                  cfg.evaluate.baseline_bin)
 
 
 def evaluate(cfg: DictConfig) -> None:
@@ -202,13 +198,13 @@ def evaluate(cfg: DictConfig) -> None:
         for t, path in paths.items():
             if not Path(path).exists():
                 raise InputError(f"{path} ({name} prediction of {t}) does not exist; run the predict/baseline steps")
-    blacklist = read_bed(cfg.data.blacklist, sizes) if cfg.data.get("blacklist") else None
-    df = score_all(preds, tracks, sizes, split_of, [int(r) for r in cfg.evaluate.resolutions], blacklist)
+    blacklist = read_bed(cfg.data.blacklist, sizes) if cfg.data.blacklist else None
+    df = score_all(preds, tracks, sizes, split_of, list(cfg.evaluate.resolutions), blacklist)
     out = Path(cfg.paths.eval)
     with atomic_path(out / "metrics.tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     test = {c: sizes[c] for c in sizes if split_of[c] == "test"}
-    res = int(cfg.evaluate.resolutions[0])
+    res = cfg.evaluate.resolutions[0]
     for t in tracks:
         sub = df[(df.track == t) & (df.resolution_bp == res) & (df.split == "test")]
         r = {(row.predictor, row.chrom): row.pearson for row in sub.itertuples()}
@@ -268,7 +264,7 @@ def browser(cfg: DictConfig) -> None:
                                 initiation=initiation, ranges=ranges)
     log.info("IGV session -> %s (IGV: File > Open Session...)", session)
     hub = write_track_hub(out / "hub", cfg.predict.fasta, predicted, tracks, uncertainty=std, genome=cfg.data.name,
-                          ucsc_assembly=cfg.data.get("ucsc_assembly"), email=cfg.browser.hub_email,
+                          ucsc_assembly=cfg.data.ucsc_assembly, email=cfg.browser.hub_email,
                           initiation=initiation, ranges=ranges)
     log.info("track hub -> %s (serve the results folder over HTTP and give the URL of hub.txt to the UCSC "
              "Genome Browser, or open it in IGV: File > Load Track Hub)", hub)
@@ -280,7 +276,7 @@ def sweep_summary(cfg: DictConfig) -> None:
     from seq_unet.io.atomic import atomic_path
     from seq_unet.io.genome import read_chrom_sizes
 
-    if not cfg.sweep.get("dir"):
+    if not cfg.sweep.dir:
         raise InputError("give the sweep folder: seq-unet sweep-summary sweep.dir=results/<data>/sweeps/<time>")
     sweep_dir = Path(cfg.sweep.dir)
     find_runs(sweep_dir)  # a missing or empty sweep folder is reported before anything else
@@ -288,7 +284,7 @@ def sweep_summary(cfg: DictConfig) -> None:
     kwargs = {**_predict_options(cfg), "mc_samples": 0}  # runs are compared on deterministic predictions
     tracks = _tracks(cfg)
     runs, variants = summarise(sweep_dir, tracks, sizes, _split_of(cfg, list(sizes)), cfg.paths.fasta,
-                               int(cfg.sweep.resolution), bool(cfg.sweep.predict), kwargs)
+                               cfg.sweep.resolution, cfg.sweep.predict, kwargs)
     with atomic_path(sweep_dir / "runs.tsv") as tmp:
         runs.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     with atomic_path(sweep_dir / "variants.csv") as tmp:

@@ -98,11 +98,14 @@ class WindowDataModule(pl.LightningDataModule):
             ``use_distributed_sampler=False``); False leaves the sharding to Lightning.
         position_scale: add the chromosome-position input channel with this decay length
             (:mod:`seq_unet.model.inputs`); None: DNA only.
+
+    The settings are the configuration's (``train.*``, ``seed``, ``model.position_scale``); they have no
+    values of their own here.
     """
 
-    def __init__(self, dataset_dir: str | os.PathLike, batch_size: int = 8, num_workers: int = 0,
-                 reverse_complement: bool = True, random_shift: bool = True, seed: int = 0, shard: bool = True,
-                 position_scale: float | None = None):
+    def __init__(self, dataset_dir: str | os.PathLike, *, batch_size: int, num_workers: int,
+                 reverse_complement: bool, random_shift: bool, seed: int, shard: bool = True,
+                 position_scale: float | None):
         super().__init__()
         self.dataset_dir = str(dataset_dir)
         self.batch_size = batch_size

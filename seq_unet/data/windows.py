@@ -46,9 +46,9 @@ class WindowSpec:
 
     length: int
     stride: int
-    resolution: int = 1
-    min_valid_fraction: float = 0.5
-    max_shift: int = 0
+    resolution: int
+    min_valid_fraction: float
+    max_shift: int
 
     def __post_init__(self) -> None:
         if self.length <= 0 or self.stride <= 0 or self.resolution <= 0:

@@ -125,12 +125,12 @@ class GenomeValidation(pl.Callback):
 
     Args:
         dataset_dir: the dataset (its ``val`` split is reassembled into chromosomes).
+        batch_size: windows per forward pass (``predict.batch_size``).
+        blend: bases over which neighbouring windows cross-fade (``predict.blend``: a number or ``"auto"``).
         crop: bases dropped at inner window edges (None: as ``seq-unet predict`` would).
-        batch_size: windows per forward pass.
     """
 
-    def __init__(self, dataset_dir: str | Path, crop: int | None = None, batch_size: int = 8,
-                 blend: int | str = 0):
+    def __init__(self, dataset_dir: str | Path, *, batch_size: int, blend: int | str, crop: int | None = None):
         self.dataset_dir, self.crop, self.batch_size, self.blend = dataset_dir, crop, batch_size, blend
         self.chroms: list[Chromosome] | None = None
 

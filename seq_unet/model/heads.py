@@ -29,6 +29,7 @@ of training steps with almost no signal.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +73,8 @@ class KineticHead(nn.Module):
             number, early/late ratios); False for values that rise with time.
     """
 
-    def __init__(self, n_tracks: int, geometry: KineticGeometry, shared_rates: bool = False,
-                 init_fraction: float = 0.4, init_spread: float = 0.15, early_high: bool = True):
+    def __init__(self, n_tracks: int, geometry: KineticGeometry, *, shared_rates: bool, init_fraction: float,
+                 init_spread: float, early_high: bool):
         super().__init__()
         if not 0 < init_fraction < 1:
             raise ValueError(f"model.kinetic.init_fraction must be in (0, 1), got {init_fraction}")
@@ -117,20 +118,22 @@ class KineticHead(nn.Module):
         return F.interpolate(values, size=length, mode="linear", align_corners=False)
 
 
-def kinetic_options(kinetic: dict | None) -> tuple[KineticGeometry, dict]:
+def kinetic_options(kinetic: Mapping) -> tuple[KineticGeometry, dict]:
     """``model.kinetic`` as the geometry of the kinetics and the other :class:`KineticHead` arguments."""
-    k = dict(kinetic or {})
-    geometry = KineticGeometry(int(k.pop("bin_size", 1000)), int(k.pop("reach", 32000)),
-                               float(k.pop("fork_speed", 2000.0)))
-    return geometry, k
+    k = dict(kinetic)
+    missing = [name for name in ("bin_size", "reach", "fork_speed") if name not in k]
+    if missing:
+        raise ValueError(f"the model.kinetic options {missing} are missing")
+    return KineticGeometry(k.pop("bin_size"), k.pop("reach"), k.pop("fork_speed")), k
 
 
-def make_head(kind: str, n_tracks: int, kinetic: dict | None = None) -> nn.Module:
-    """The head ``kind`` (``linear`` or ``kinetic``) for ``n_tracks`` tracks; ``kinetic`` takes ``model.kinetic``."""
+def make_head(kind: str, n_tracks: int, kinetic: Mapping | None) -> nn.Module:
+    """The head ``kind`` (``linear`` or ``kinetic``) for ``n_tracks`` tracks; ``kinetic``: ``model.kinetic``
+    (read by the kinetic head only)."""
     if kind == "linear":
         return LinearHead(n_tracks)
     if kind == "kinetic":
-        geometry, k = kinetic_options(kinetic)
+        geometry, k = kinetic_options(kinetic or {})
         return KineticHead(n_tracks, geometry, **k)
     raise ValueError(f"unknown model.head {kind!r}; choose one of {HEADS}")
 
@@ -158,13 +161,13 @@ def check_kinetic_window(geometry: KineticGeometry, padding: str, window_length:
             f"inner window edge are left out; use a window of at least {shortest} bp or a shorter reach")
 
 
-def check_window(model: dict, window_length: int, resolution: int) -> None:
+def check_window(model: Mapping, window_length: int, resolution: int) -> None:
     """Raise a ``ValueError`` if the model a config (``conf/model``) describes cannot train on these windows."""
     unet, opts = split_model_options(model)
     geometry = geometry_from_config(unet)
-    kinetic = opts.get("head", "linear") == "kinetic"
+    kinetic = opts["head"] == "kinetic"
     if kinetic and geometry.padding != "same":
         raise ValueError("the kinetic head needs model.padding=same (its rates must cover the whole window)")
     geometry.check(window_length)
     if kinetic:
-        check_kinetic_window(kinetic_options(opts.get("kinetic"))[0], geometry.padding, window_length, resolution)
+        check_kinetic_window(kinetic_options(opts["kinetic"])[0], geometry.padding, window_length, resolution)

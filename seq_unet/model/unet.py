@@ -44,6 +44,9 @@ def _coarse_head(channels: int, n_tracks: int, padding: str) -> nn.Conv1d:
 class SeqUNet(nn.Module):
     """1D dilated U-Net.
 
+    Every option but ``n_tracks`` and ``in_channels`` is a key of ``conf/model`` (their values
+    live there; the configured network is built with ``SeqUNet(n_tracks, **options)``).
+
     Args:
         n_tracks: output channels, one per predicted track.
         depth: number of downsampling levels.
@@ -52,7 +55,7 @@ class SeqUNet(nn.Module):
         max_channels: cap on channels at any level (None: no cap).
         kernel_size: odd kernel width of the encoder/decoder convolutions.
         pool: downsampling factor, one int for every level or a list per level.
-        down: ``maxpool`` or strided ``conv``.
+        down: ``maxpool``, ``avgpool`` or strided ``conv``.
         up: ``transpose``, ``nearest`` or ``linear``.
         skip: ``concat``, ``add`` or ``none``.
         skip_project: 1x1 convolution after concatenation (2C -> C).
@@ -80,26 +83,27 @@ class SeqUNet(nn.Module):
     def __init__(
         self,
         n_tracks: int,
-        depth: int = 5,
-        base_channels: int = 8,
-        channel_growth: float = 2.0,
-        max_channels: int | None = 256,
-        kernel_size: int = 9,
-        pool: int | Sequence[int] = 4,
-        down: str = "maxpool",
-        up: str = "transpose",
-        skip: str = "concat",
-        skip_project: bool = True,
-        norm: str = "batch",
-        merge_norm: str = "after",
-        padding: str = "same",
-        bottleneck_blocks: int = 6,
-        bottleneck_kernel: int = 3,
-        dilation_growth: int = 2,
-        dropout: float = 0.2,
-        checkpointing: bool = False,
+        *,
+        depth: int,
+        base_channels: int,
+        channel_growth: float,
+        max_channels: int | None,
+        kernel_size: int,
+        pool: int | Sequence[int],
+        down: str,
+        up: str,
+        skip: str,
+        skip_project: bool,
+        norm: str,
+        merge_norm: str,
+        padding: str,
+        bottleneck_blocks: int,
+        bottleneck_kernel: int,
+        dilation_growth: int,
+        dropout: float,
+        checkpointing: bool,
+        coarse_head: bool,
         in_channels: int = 4,
-        coarse_head: bool = False,
     ):
         super().__init__()
         if depth < 1:
@@ -178,21 +182,35 @@ class SeqUNet(nn.Module):
 HEAD_OPTIONS = ("head", "kinetic", "position_scale")
 
 
-def split_model_options(model: dict | None) -> tuple[dict, dict]:
+def split_model_options(model: Mapping) -> tuple[dict, dict]:
     """``model`` options (conf/model) as (U-Net keyword arguments, head and input options)."""
-    model = dict(model or {})
+    model = dict(model)
     head = {k: model.pop(k) for k in HEAD_OPTIONS if k in model}
     return model, head
 
 
+def unet_options() -> tuple[str, ...]:
+    """The :class:`SeqUNet` options a model config (``conf/model``) sets: every keyword argument but ``in_channels``."""
+    params = inspect.signature(SeqUNet.__init__).parameters
+    return tuple(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "in_channels")
+
+
+# the options the network's geometry depends on, in the order of Geometry.from_options
+GEOMETRY_OPTIONS = ("depth", "pool", "kernel_size", "bottleneck_blocks", "bottleneck_kernel", "dilation_growth", "up",
+                    "padding")
+
+
 def geometry_from_config(model: Mapping) -> Geometry:
-    """The :class:`Geometry` of the network a model config (``conf/model``) describes, without building it."""
+    """The :class:`Geometry` of the network a model config (``conf/model``) describes, without building it.
+
+    ``model`` needs the options of :data:`GEOMETRY_OPTIONS`; others are ignored if known, named if not.
+    """
     model = {k: v for k, v in model.items() if k not in HEAD_OPTIONS}
-    kw = {k: p.default for k, p in inspect.signature(SeqUNet.__init__).parameters.items()
-          if p.default is not inspect.Parameter.empty}
-    unknown = set(model) - set(kw)
+    known = unet_options()
+    unknown = set(model) - set(known)
     if unknown:
-        raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(kw)}")
-    kw.update(model)
-    return Geometry.from_options(kw["depth"], kw["pool"], kw["kernel_size"], kw["bottleneck_blocks"],
-                                 kw["bottleneck_kernel"], kw["dilation_growth"], kw["up"], kw["padding"])
+        raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(known)}")
+    missing = [k for k in GEOMETRY_OPTIONS if k not in model]
+    if missing:
+        raise ValueError(f"the model options {missing} are missing")
+    return Geometry.from_options(*(model[k] for k in GEOMETRY_OPTIONS))

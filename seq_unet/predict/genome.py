@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, window_length: int | None = None,
-                   crop: int | None = None, batch_size: int = 4, precision: float = DEFAULT_PRECISION,
+                   crop: int | None = None, batch_size: int = 8, precision: float = DEFAULT_PRECISION,
                    reverse_complement: bool = True, mask_unknown: bool = False,
                    device: str = "auto", mc_samples: int = 0, seed: int = 0,
                    smooth: int | str = "auto", std_precision: float | None = None,

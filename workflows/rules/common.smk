@@ -6,6 +6,7 @@ import shlex
 from omegaconf import OmegaConf
 from snakemake.utils import validate
 
+from seq_unet.config import missing_values
 from seq_unet.io.names import BASELINES as NAMED_BASELINES
 from seq_unet.io.names import initiation_name, std_name
 
@@ -51,9 +52,11 @@ if config.get("conf_dir"):
     _args.append(f"hydra.searchpath=[file://{os.path.abspath(config['conf_dir'])}]")
 _data_config_path()  # a missing data config is named before Hydra looks for it
 CFG = _compose(_args + shlex.split(config.get("overrides") or ""))
-for _key in ("name", "fasta", "tracks", "val_chroms", "test_chroms"):
+for _key in CFG.data:
     if OmegaConf.is_missing(CFG.data, _key):
         raise WorkflowError(f"data config {_data_config_path()} lacks the key {_key!r}")
+if _missing := missing_values(CFG):
+    raise WorkflowError(_missing)
 DATA_CFG = OmegaConf.to_container(CFG.data, resolve=True)
 if DATA_CFG["name"] != DATA:
     raise WorkflowError(f"{_data_config_path()} has name {DATA_CFG['name']!r}; it must equal its file name {DATA!r}")

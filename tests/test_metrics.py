@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seq_unet.evaluate.baseline import _canonical_index, bin_features
@@ -56,3 +57,20 @@ def test_kmer_features_known():
     np.testing.assert_allclose(gc, [0.0, 1.0])
     # bin 0 holds k-mers starting in it: AAAA x5 plus AAAG, AAGC, AGCG
     assert freq[0].max() == pytest.approx(5 / 8)
+
+
+def test_evaluate_in_pieces_equals_whole_chromosomes(tmp_path):
+    """Reading in pieces of whole bins gives the same rows as whole chromosomes at once, exactly."""
+    sizes = {"a": 10_050, "b": 7_000, "c": 0}
+    rng = np.random.default_rng(4)
+    obs = {c: rng.normal(size=n).astype(np.float32) for c, n in sizes.items()}
+    obs["a"][2000:2600] = np.nan
+    pred = {c: (v + rng.normal(size=len(v))).astype(np.float32) for c, v in obs.items()}
+    write_bigwig(tmp_path / "obs.bw", sizes, obs.items(), precision=0)
+    write_bigwig(tmp_path / "pred.bw", sizes, pred.items(), precision=0)
+    args = ({"m": {"t": str(tmp_path / "pred.bw")}}, {"t": str(tmp_path / "obs.bw")}, sizes,
+            {"a": "test", "b": "test", "c": "train"}, [100, 250])
+    whole = evaluate(*args, chunk=1 << 30)
+    for chunk in (500, 1_000, 3_000):  # pieces of 500, 1000 and 3000 bases: whole bins of 100 and 250
+        pd.testing.assert_frame_equal(evaluate(*args, chunk=chunk), whole, check_exact=True)
+    assert (whole[(whole.chrom == "all") & (whole.split == "test")].n_bins > 0).all()

@@ -15,12 +15,13 @@ from seq_unet.io.bigwig_read import open_bigwig, read_values  # noqa: E402
 from seq_unet.io.binning import bin_means  # noqa: E402
 
 
-def binned_track(path: str, chrom: str, size: int, resolution: int) -> np.ndarray:
-    """Bin means of a bigWig along a chromosome (NaN where no base has a value)."""
-    bw = open_bigwig(path)
-    v = read_values(bw, chrom, 0, size, size)
-    bw.close()
-    return bin_means(v, resolution)[0]
+def binned_track(path: str, chrom: str, size: int, resolution: int, chunk: int = 1 << 22) -> np.ndarray:
+    """Bin means of a bigWig along a chromosome (NaN where no base has a value), read in pieces of whole bins."""
+    step = max(chunk // resolution, 1) * resolution
+    with open_bigwig(path) as bw:
+        parts = [bin_means(read_values(bw, chrom, s, min(s + step, size), size), resolution)[0]
+                 for s in range(0, size, step)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def plot_chromosomes(track: str, observed: str, predictions: dict[str, str], chroms: dict[str, int],

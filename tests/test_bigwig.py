@@ -115,3 +115,23 @@ def test_track_chromosome_names_must_match_fasta(tmp_path):
     (tmp_path / "junk.bw").write_text("not a bigwig")
     with pytest.raises(InputError, match="junk.bw"):
         check_tracks_match_genome(genome, {"t": str(tmp_path / "junk.bw")})
+
+
+def test_values_per_bin_write_the_file_of_the_values_per_base(tmp_path):
+    """add_bins(values, bin_size) writes exactly the file of add(values repeated per base): runs of equal
+    rounded bins merge, NaN bins are left out, the last bin ends at the chromosome's end."""
+    sizes = {"a": 1_050, "b": 300, "c": 7}
+    rng = np.random.default_rng(5)
+    bins = {c: np.round(rng.normal(size=-(-n // 100)), 1).astype(np.float32) for c, n in sizes.items()}
+    bins["a"][3:5] = np.nan
+    bins["a"][6] = bins["a"][7]
+    with BigWigWriter(tmp_path / "bins.bw", sizes, precision=0.01) as w:
+        for c, v in bins.items():
+            w.add_bins(c, v, 100)
+    with BigWigWriter(tmp_path / "bases.bw", sizes, precision=0.01) as w:
+        for c, v in bins.items():
+            w.add(c, np.repeat(v, 100)[: sizes[c]])
+    assert (tmp_path / "bins.bw").read_bytes() == (tmp_path / "bases.bw").read_bytes()
+    with pytest.raises(ValueError, match="got 10 bins of 100 bp"), BigWigWriter(tmp_path / "bad.bw", sizes) as w:
+        w.add_bins("a", np.zeros(10, np.float32), 100)
+    assert not (tmp_path / "bad.bw").exists()

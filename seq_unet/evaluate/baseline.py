@@ -229,11 +229,11 @@ def fit_baselines(fasta: str, tracks: dict[str, str], split_of: dict[str, str], 
     with contextlib.ExitStack() as stack:
         writers = {(name, t): stack.enter_context(BigWigWriter(path, genome.sizes, precision=1e-4))
                    for name, paths in written.items() for t, path in paths.items()}
-        for chrom, size in genome.sizes.items():
+        for chrom in genome.sizes:
             gc, freq = chrom_features(genome, chrom, bin_size)
             inputs = {"gc": gc[:, None], "kmer_ridge": _design(freq)}
             for (name, t), w in writers.items():
                 coef, intercept = fits[t][name]
                 pred = (inputs[name] @ coef + intercept).astype(np.float32)
-                w.add(chrom, np.repeat(pred, bin_size)[:size])
+                w.add_bins(chrom, pred, bin_size)
     return written

@@ -85,13 +85,26 @@ class BigWigWriter:
 
     def add(self, chrom: str, values: np.ndarray) -> None:
         """Add the per-base values of one whole chromosome (NaN = no data)."""
+        self._check(chrom, len(values), self.sizes[chrom], "values")
+        self._add_runs(chrom, *run_length_encode(values, self.precision))
+
+    def add_bins(self, chrom: str, values: np.ndarray, bin_size: int) -> None:
+        """Add one whole chromosome of values constant within bins of ``bin_size`` bases (the last bin ends at the
+        chromosome's end): the same file as :meth:`add` of the values repeated per base, without per-base arrays."""
+        size = self.sizes[chrom]
+        self._check(chrom, len(values), -(-size // bin_size), f"bins of {bin_size} bp")
+        starts, ends, vals = run_length_encode(values, self.precision)
+        self._add_runs(chrom, starts * bin_size, np.minimum(ends * bin_size, size), vals)
+
+    def _check(self, chrom: str, got: int, want: int, what: str) -> None:
         expected = self._order[self._next] if self._next < len(self._order) else None
         if chrom != expected:
             raise ValueError(f"chromosome {chrom!r} added out of order; expected {expected!r}")
-        if len(values) != self.sizes[chrom]:
-            raise ValueError(f"{chrom}: got {len(values)} values for a chromosome of {self.sizes[chrom]} bp")
+        if got != want:
+            raise ValueError(f"{chrom}: got {got} {what} for a chromosome of {self.sizes[chrom]} bp")
         self._next += 1
-        starts, ends, vals = run_length_encode(values, self.precision)
+
+    def _add_runs(self, chrom: str, starts: np.ndarray, ends: np.ndarray, vals: np.ndarray) -> None:
         if not len(starts):
             return  # no value anywhere on this chromosome: no entries
         per_base = len(starts) * 3 > (ends - starts).sum()

@@ -267,3 +267,23 @@ def test_two_gpu_prediction_equals_one_gpu(tiny_prepared, tmp_path):
     one = predict_genome(ckpt, tiny_prepared, tmp_path / "one", **kw)
     predict_genome(ckpt, tiny_prepared, tmp_path / "two", devices=2, **kw)
     _assert_same_bigwigs(tmp_path / "one", tmp_path / "two", list(one), Genome(tiny_prepared).sizes)
+
+
+def test_two_process_prediction_of_many_small_contigs_equals_one_process(tiny_genome, tmp_path, one_thread):
+    """The batches of short contigs are shared among the processes like a chromosome's batches."""
+    from seq_unet.io.fasta import prepare_fasta
+    from tests.conftest import random_sequence, write_fasta
+
+    rng = np.random.default_rng(1)
+    seqs = {"chrA": tiny_genome["seqs"]["chrA"][:9000]}
+    seqs.update({f"un{i}": random_sequence(rng, int(n)) for i, n in enumerate([1, 100, *rng.integers(200, 1500, 9)])})
+    seqs["long"] = random_sequence(rng, 5000)
+    seqs["N"] = "N" * 50
+    write_fasta(tmp_path / "raw.fa", seqs)
+    fasta = tmp_path / "genome.fa"
+    prepare_fasta(tmp_path / "raw.fa", fasta)
+    ckpt = _save(_module("valid", dropout=0.2), tmp_path / "m.ckpt")
+    kw = dict(device="cpu", batch_size=3, mc_samples=2, precision=1e-4, seed=5, mask_unknown=True)
+    one = predict_genome(ckpt, fasta, tmp_path / "one", **kw)
+    predict_genome(ckpt, fasta, tmp_path / "two", devices=2, **kw)
+    _assert_same_bigwigs(tmp_path / "one", tmp_path / "two", list(one), Genome(fasta).sizes)

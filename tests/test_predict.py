@@ -15,6 +15,7 @@ from seq_unet.predict.forward import load_model, predict_batch
 from seq_unet.predict.genome import predict_genome
 from seq_unet.predict.tiling import plan_windows
 from tests.conf_values import conf_model, train_options
+from tests.conftest import random_sequence, write_fasta
 
 MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
@@ -170,3 +171,72 @@ def test_an_ensemble_predicts_the_mean_of_its_members_and_their_spread(tiny_prep
                         target_mean=[0.0], target_std=[1.0], model={**MODEL, "padding": "same"}, **train_options())
     with pytest.raises(Exception, match="ensemble members differ"):
         predict_genome([members[0], _save(bad, tmp_path / "bad.ckpt")], tiny_prepared, tmp_path / "bad", device="cpu")
+
+
+def _contig_genome(path, n: int = 300, seed: int = 3) -> dict[str, str]:
+    """A chromosome longer than the window, then ``n`` contigs of 1-50 kb (a 1-bp and a 100-bp one among
+    them; every tenth with a run of N; one all N)."""
+    rng = np.random.default_rng(seed)
+    sizes = [1, 100, *rng.integers(1000, 50_001, n - 2)]
+    seqs = {"chr1": random_sequence(rng, 150_000)}
+    for i, size in enumerate(sizes):
+        s = np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, size)]
+        if i % 10 == 5:
+            s[size // 3 : size // 3 + size // 5] = ord("N")
+        seqs[f"chrUn_{i}"] = "N" * int(size) if i == 7 else s.tobytes().decode()
+    write_fasta(path, seqs)
+    return seqs
+
+
+def _counted_forward(monkeypatch) -> list[int]:
+    """Windows per forward pass of genome-wide prediction, as they happen."""
+    import seq_unet.predict.chromosomes as chromosomes
+
+    calls, inner = [], chromosomes.predict_batch
+
+    def counted(model, codes, *args, **kwargs):
+        calls.append(len(codes))
+        return inner(model, codes, *args, **kwargs)
+
+    monkeypatch.setattr(chromosomes, "predict_batch", counted)
+    return calls
+
+
+def test_small_contigs_share_batches_and_every_base_is_written(tmp_path, monkeypatch):
+    """300 contigs of 1-50 kb, each shorter than the 65-kb window: batch_size of them per forward pass,
+    every base of every contig written (no value only where the sequence is N), and each contig's values
+    those it has when predicted alone."""
+    import pyBigWig
+
+    from seq_unet.io.fasta import prepare_fasta
+
+    seqs = _contig_genome(tmp_path / "raw.fa")
+    fasta = tmp_path / "genome.fa"
+    prepare_fasta(tmp_path / "raw.fa", fasta)
+    ckpt = _save(_module("valid", dropout=0.0, window=65536), tmp_path / "m.ckpt")
+    calls = _counted_forward(monkeypatch)
+    kw = dict(precision=1e-3, device="cpu", mask_unknown=True, reverse_complement=False)
+    paths = predict_genome(ckpt, fasta, tmp_path / "all", batch_size=8, **kw)
+    # chr1 (150 kb) has 3 windows, one pass; the 300 contigs fill ceil(300 / 8) passes
+    assert len(calls) == 1 + 38 and sum(calls) == 3 + 300 and max(calls) == 8
+    for name in ("a", "b"):
+        bw = pyBigWig.open(str(paths[name]))
+        assert bw.chroms() == {c: len(s) for c, s in seqs.items()}
+        for chrom, seq in seqs.items():
+            covered = np.zeros(len(seq), bool)
+            for lo, hi, _ in bw.intervals(chrom) or []:
+                covered[lo:hi] = True
+            known = np.frombuffer(seq.encode(), np.uint8) != ord("N")
+            np.testing.assert_array_equal(covered, known, err_msg=f"{name} {chrom}")
+        bw.close()
+    # a few contigs alone in their batches (batch_size 1): the same values
+    few = ["chrUn_0", "chrUn_1", "chrUn_15", "chrUn_299"]
+    write_fasta(tmp_path / "few.fa", {c: seqs[c] for c in few})
+    alone = predict_genome(ckpt, tmp_path / "few.fa", tmp_path / "alone", batch_size=1, **kw)
+    sizes = {c: len(seqs[c]) for c in few}
+    for name in ("a", "b"):
+        got, ref = _read(paths[name], sizes), _read(alone[name], sizes)
+        for c in few:
+            # equal, but for a value that lies on a rounding boundary
+            np.testing.assert_allclose(got[c], ref[c], atol=1.01e-3, rtol=0, equal_nan=True, err_msg=f"{name} {c}")
+            assert np.mean((got[c] == ref[c]) | np.isnan(ref[c])) > 0.99

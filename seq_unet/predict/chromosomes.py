@@ -1,21 +1,32 @@
-"""The chromosome loop of genome-wide prediction: every chromosome, in FASTA
-order, cut into overlapping windows (:mod:`~seq_unet.predict.tiling`) that are
-predicted in batches (:mod:`~seq_unet.predict.forward`) and stitched into the
-chromosome's tracks, which are written to the bigWigs as soon as they are done.
+"""The chromosome loop of genome-wide prediction: every chromosome cut into
+overlapping windows (:mod:`~seq_unet.predict.tiling`) that are predicted in
+batches (:mod:`~seq_unet.predict.forward`) and stitched into the chromosome's
+tracks, which are written to the bigWigs, in FASTA order, as soon as they are
+done.
+
+A chromosome longer than one window fills batches of its own windows. The
+contigs that fit in one window (an assembly's many small unplaced, random and
+alt contigs) share batches: ``batch_size`` of them, in FASTA order, per forward
+pass, rather than one padded window per pass. In evaluation mode a window's
+prediction does not depend on the other windows of its batch.
 
 Memory is bounded by one chromosome's output buffer (``n_tracks x length``
-float32, twice with Monte Carlo dropout) plus one batch.
+float32, twice with Monte Carlo dropout) plus one batch, or the outputs of a
+few batches of short contigs.
 
 The dropout masks of a batch are drawn from a seed made of the run's seed, the
-chromosome's name and the batch's place on it, so a Monte Carlo prediction does
-not depend on which process predicts which batch, nor on the other chromosomes.
+chromosome's name and the batch's place on it (a batch of short contigs: its
+first contig's name and place 0), so a Monte Carlo prediction does not depend
+on which process predicts which batch, nor on the chromosomes longer than a
+window around it.
 
 With N processes (see :mod:`~seq_unet.predict.processes`), on every chromosome
 process ``r`` predicts batches ``r, r + N, ...`` of the same batches a single
-process would form, and sends the parts of the windows it keeps to process 0
-(:mod:`~seq_unet.predict.exchange`), which writes the bigWigs: the output is the
-single-process output, bit for bit (on devices of one kind). Process 0 holds
-one chromosome's output buffer, the others their share of it.
+process would form (N batches of short contigs at a time), and sends the parts
+of the windows it keeps to process 0 (:mod:`~seq_unet.predict.exchange`), which
+writes the bigWigs: the output is the single-process output, bit for bit (on
+devices of one kind). Process 0 holds one chromosome's output buffer, the
+others their share of it.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from seq_unet.io.names import is_initiation, is_std
 from seq_unet.lit import SeqUNetModule
 from seq_unet.predict.exchange import add_shares, kept, send_share
 from seq_unet.predict.forward import predict_batch
-from seq_unet.predict.tiling import contribution, place, plan_windows
+from seq_unet.predict.tiling import Piece, contribution, place, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -93,74 +104,138 @@ class Progress:
 
 
 def batch_seed(seed: int, chrom: str, index: int) -> int:
-    """The seed of the dropout masks of batch ``index`` of chromosome ``chrom``."""
+    """The seed of the dropout masks of batch ``index`` of chromosome ``chrom`` (a batch of short contigs:
+    batch 0 of its first contig)."""
     name = int.from_bytes(hashlib.md5(chrom.encode()).digest()[:8], "little")
     return int(np.random.SeedSequence([seed, name, index]).generate_state(1, np.uint64)[0])
 
 
+@dataclass(frozen=True)
+class Window:
+    """One window of a chromosome of ``size`` bases; ``piece`` is on the virtual chromosome with ``off``
+    unknown bases at each end (see :func:`predict_share`)."""
+
+    chrom: str
+    size: int
+    piece: Piece
+
+
+@dataclass
+class Block:
+    """Batches that every process takes its share of before process 0 gathers them: the windows of one
+    chromosome longer than a window, or up to ``world_size`` batches of contigs of one window each."""
+
+    batches: list[list[Window]]
+    seeds: list[int]  # the dropout seed of each batch
+
+    def sizes(self) -> dict[str, int]:
+        """The block's chromosomes and their sizes, in the order of its windows."""
+        return {w.chrom: w.size for b in self.batches for w in b}
+
+
+def plan_blocks(sizes: dict[str, int], job: Job, world_size: int = 1) -> list[Block]:
+    """The blocks of a prediction, in the order in which the first chromosome of each comes in ``sizes``.
+
+    A chromosome longer than one window is cut into batches of ``job.batch_size`` windows of its own.
+    Contigs that fit in one window (the many small contigs of an assembly) fill batches of
+    ``job.batch_size`` together, in FASTA order; a block holds ``world_size`` such batches, so that
+    the processes share them. The batches, and so the output, do not depend on ``world_size``.
+    """
+    off, length, n = job.off, job.length, job.batch_size
+    # virtual chromosomes with `off` unknown bases at each end, so every real base
+    # falls in the predicted centre of some window
+    pieces = {c: plan_windows(s + 2 * off, length, job.crop, job.blend) for c, s in sizes.items()}
+    short = [c for c, p in pieces.items() if len(p) == 1]
+    packed = [[Window(c, sizes[c], pieces[c][0]) for c in short[i : i + n]] for i in range(0, len(short), n)]
+    batch_of = {w.chrom: i for i, b in enumerate(packed) for w in b}
+    blocks, next_packed = [], 0
+    for chrom, size in sizes.items():
+        if chrom not in batch_of:
+            windows = [Window(chrom, size, p) for p in pieces[chrom]]
+            batches = [windows[b : b + n] for b in range(0, len(windows), n)]
+            blocks.append(Block(batches, [batch_seed(job.seed, chrom, i) for i in range(len(batches))]))
+        elif batch_of[chrom] >= next_packed:
+            group = packed[next_packed : next_packed + world_size]
+            blocks.append(Block(group, [batch_seed(job.seed, b[0].chrom, 0) for b in group]))
+            next_packed += len(group)
+    return blocks
+
+
 def predict_share(job: Job, model: list[SeqUNetModule], dev: torch.device, rank: int = 0, world_size: int = 1,
-                   group=None) -> None:
-    """Predict batches ``rank, rank + world_size, ...`` of every chromosome; process 0 gathers and writes.
+                  group=None) -> None:
+    """Predict batches ``rank, rank + world_size, ...`` of every block (see :func:`plan_blocks`); process 0
+    gathers and writes the chromosomes, in FASTA order, as soon as they are done.
 
     Processes other than 0 send process 0 the kept part of each of their windows,
-    chromosome by chromosome, in the order of their batches.
+    block by block, in the order of their batches.
     """
     genome = Genome(job.fasta)
-    off, length = job.off, job.length
-    names = list(job.paths)
+    order = list(genome.sizes)
     progress = Progress(sum(genome.sizes.values())) if rank == 0 else None
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(BigWigWriter(path, genome.sizes, job.precision_of(n)))
                    for n, path in job.paths.items()] if rank == 0 else []
-        for chrom, size in genome.sizes.items():
-            # virtual chromosome with `off` unknown bases at each end, so every real base
-            # falls in the predicted centre of some window
-            pieces = plan_windows(size + 2 * off, length, job.crop, job.blend)
-            batches = [pieces[b : b + job.batch_size] for b in range(0, len(pieces), job.batch_size)]
-            if rank == 0:  # windows add their weighted parts (cross-fades) to zeros
-                buf = np.zeros((len(names), size + 2 * off), dtype=np.float32)
-            else:  # the weighted parts of this process's windows, one after another
-                buf = np.empty((len(names), kept(batches[rank::world_size])), dtype=np.float32)
-                cursor = 0
-            for i in range(rank, len(batches), world_size):
-                batch = batches[i]
-                out = _batch_outputs(job, model, dev, genome, chrom, size, batch, i)
-                for p, o in zip(batch, out):
-                    if rank == 0:
-                        place(buf, p, o)
-                    else:
-                        part = contribution(p, o)
-                        buf[:, cursor : cursor + part.shape[-1]] = part
-                        cursor += part.shape[-1]
-                if progress is not None:  # the other processes predict the batches after this one meanwhile
-                    done = [p for b in batches[i : i + world_size] for p in b]
-                    progress.update(sum(p.keep_to - p.keep_from for p in done) - _overhang(done, off, size))
-            if world_size > 1 and rank > 0:
-                send_share(buf, group)
-                continue
-            add_shares(buf, batches, world_size, group)
-            values = buf[:, off : off + size]
-            if job.mask_unknown:
-                values[:, genome.codes(chrom, 0, size) == UNKNOWN] = np.nan
-            for w, v in zip(writers, values):
-                w.add(chrom, v)
+        done, written = {}, 0  # predicted chromosomes not yet written; chromosomes written
+        for block in plan_blocks(genome.sizes, job, world_size):
+            done.update(_predict_block(job, model, dev, genome, block, (rank, world_size, group), progress))
+            while written < len(order) and order[written] in done:
+                for w, v in zip(writers, done.pop(order[written])):
+                    w.add(order[written], v)
+                written += 1
 
 
-def _batch_outputs(job: Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome, chrom: str,
-                   size: int, batch: list, i: int) -> np.ndarray:
-    """The output rows (``job.rows``) of the windows of ``batch``, the ``i``-th batch of chromosome ``chrom``."""
+def _predict_block(job: Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome, block: Block,
+                   share: tuple, progress: Progress | None) -> dict[str, np.ndarray]:
+    """This process's batches of ``block``; process 0 returns each chromosome's output rows (NaN where
+    masked), the other processes send theirs to it and return nothing."""
+    rank, world_size, group = share
+    off, n_rows = job.off, len(job.paths)
+    if rank == 0:  # windows add their weighted parts (cross-fades) to zeros
+        bufs = {c: np.zeros((n_rows, s + 2 * off), dtype=np.float32) for c, s in block.sizes().items()}
+    else:  # the weighted parts of this process's windows, one after another
+        buf = np.empty((n_rows, kept(block.batches[rank::world_size])), dtype=np.float32)
+        cursor = 0
+    for i in range(rank, len(block.batches), world_size):
+        batch = block.batches[i]
+        out = _batch_outputs(job, model, dev, genome, batch, block.seeds[i])
+        for w, o in zip(batch, out):
+            if rank == 0:
+                place(bufs[w.chrom], w.piece, o)
+            else:
+                part = contribution(w.piece, o)
+                buf[:, cursor : cursor + part.shape[-1]] = part
+                cursor += part.shape[-1]
+        if progress is not None:  # the other processes predict the batches after this one meanwhile
+            windows = [w for b in block.batches[i : i + world_size] for w in b]
+            progress.update(sum(w.piece.keep_to - w.piece.keep_from for w in windows) - _overhang(windows, off))
+    if world_size > 1 and rank > 0:
+        send_share(buf, group)
+        return {}
+    add_shares(bufs, block.batches, world_size, group)
+    values = {c: b[:, off : off + block.sizes()[c]] for c, b in bufs.items()}
+    if job.mask_unknown:
+        for c, v in values.items():
+            v[:, genome.codes(c, 0, v.shape[-1]) == UNKNOWN] = np.nan
+    return values
+
+
+def _batch_outputs(job: Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome,
+                   batch: list[Window], seed: int) -> np.ndarray:
+    """The output rows (``job.rows``) of the windows of ``batch``, with dropout masks drawn from ``seed``."""
     off, length = job.off, job.length
-    codes = np.stack([genome.codes(chrom, p.start - off, p.start - off + length) for p in batch])
-    # the chromosome's own extent in each window: smoothing stops at its ends
-    inside = np.clip([[off - p.start, off + size - p.start] for p in batch], 0, length)
+    starts = np.array([w.piece.start - off for w in batch])  # chromosome coordinates
+    sizes = np.array([w.size for w in batch])
+    codes = np.stack([genome.codes(w.chrom, s, s + length) for w, s in zip(batch, starts)])
+    # each window's chromosome's own extent in it: smoothing stops at its ends
+    inside = np.clip(np.stack([-starts, sizes - starts], axis=1), 0, length)
     if job.mc_samples > 0:
-        torch.manual_seed(batch_seed(job.seed, chrom, i))
+        torch.manual_seed(seed)
     mean, sd = predict_batch(model, codes, dev, job.reverse_complement, job.mc_samples, job.width, inside,
-                             np.array([p.start - off for p in batch]), size, job.rates)
+                             starts, sizes, job.rates)
     return (mean if sd is None else np.concatenate([mean, sd], axis=1))[:, job.rows]
 
 
-def _overhang(pieces, off: int, size: int) -> int:
-    """Kept bases of ``pieces`` that lie in the virtual padding beyond the chromosome ends."""
-    return sum(max(0, min(p.keep_to, off) - p.keep_from) + max(0, p.keep_to - max(p.keep_from, off + size))
-               for p in pieces)
+def _overhang(windows: list[Window], off: int) -> int:
+    """Kept bases of ``windows`` that lie in the virtual padding beyond their chromosomes' ends."""
+    return sum(max(0, min(p.keep_to, off) - p.keep_from) + max(0, p.keep_to - max(p.keep_from, off + w.size))
+               for w in windows for p in [w.piece])

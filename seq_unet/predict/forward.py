@@ -56,7 +56,7 @@ def load_members(ckpts: list[str], device: torch.device) -> list[SeqUNetModule]:
 def predict_batch(model: SeqUNetModule | list[SeqUNetModule], codes: np.ndarray, device: torch.device,
                   reverse_complement: bool = True,
                   mc_samples: int = 0, smooth: int = 1, inside: np.ndarray | None = None,
-                  starts: np.ndarray | None = None, chrom_size: int | None = None,
+                  starts: np.ndarray | None = None, chrom_size: np.ndarray | int | None = None,
                   rates: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-base predictions for base codes ``(batch, length)`` -> ``(mean, std)``, each ``(batch, n_tracks, length)``.
 
@@ -72,9 +72,10 @@ def predict_batch(model: SeqUNetModule | list[SeqUNetModule], codes: np.ndarray,
     and last ``offset`` bases) are NaN.
 
     A model with a position channel needs each window's chromosome coordinate
-    ``starts`` ``(batch,)`` and the chromosome's length. With ``rates`` (kinetic
-    head), ``mean`` also holds the initiation-rate channels after the tracks
-    (per minute and kb, averaged over strands and passes like the tracks).
+    ``starts`` ``(batch,)`` and its chromosome's length ``chrom_size`` (``(batch,)``, or
+    one for all). With ``rates`` (kinetic head), ``mean`` also holds the
+    initiation-rate channels after the tracks (per minute and kb, averaged over
+    strands and passes like the tracks).
 
     Given a list of models (a seed ensemble), every member predicts (each with
     ``mc_samples`` passes, or one deterministic pass): ``mean`` is the mean over

@@ -15,11 +15,16 @@ leave unset are ``Optional`` with the default ``None`` (``data.blacklist``,
 ``predict.crop``, ...).
 
 Values are plain data: no key is ever evaluated as code (no ``_target_``
-instantiation, no ``eval``).
+instantiation, no ``eval``). One value may follow another through OmegaConf
+interpolation, e.g. ``evaluate.baseline_bin: ${data.target_resolution}``, and
+the one resolver registered here, ``${seq_unet.times:a,b}`` (the product of
+whole numbers), scales one: the evaluation's coarser resolution is
+``${seq_unet.times:${data.target_resolution},10}``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -29,6 +34,22 @@ from omegaconf import MISSING, OmegaConf
 from seq_unet.errors import InputError
 
 NAME = "seq_unet_schema"
+TIMES = "seq_unet.times"
+
+
+def _times(*factors: int) -> int:
+    """``${seq_unet.times:a,b,...}``: the product of whole numbers."""
+    return math.prod(int(f) for f in factors)
+
+
+def register_resolvers() -> None:
+    """Make ``${seq_unet.times:...}`` known to OmegaConf (done on import: every process that resolves the
+    configuration, Snakemake's, a step's or a launcher's job, has imported this module)."""
+    if not OmegaConf.has_resolver(TIMES):
+        OmegaConf.register_new_resolver(TIMES, _times)
+
+
+register_resolvers()
 
 
 @dataclass
@@ -222,6 +243,7 @@ class Config:
 
 def register() -> None:
     """Make the schema known to Hydra (called before every command composes its config)."""
+    register_resolvers()
     ConfigStore.instance().store(name=NAME, node=Config)
 
 

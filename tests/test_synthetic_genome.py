@@ -136,10 +136,11 @@ def test_data_config_fits_the_default_model_and_the_scale_experiment(synth):
 
 @pytest.mark.slow
 def test_workflow_runs_on_it_with_experiment_scale(synth, tmp_path):
-    """genome -> ... -> metrics.tsv on 194 sequences, 5-kb targets; windows shortened to 40 kb for speed."""
+    """genome -> ... -> metrics.tsv on 194 sequences, 5-kb targets; windows shortened to 40 kb for speed.
+    The evaluation is at 5 and 50 kb and the baselines in 5-kb bins without an override of evaluate.*."""
     exe = Path(sys.executable).parent / "snakemake"
-    overrides = ["experiment=scale", "data.window_length=40000", "data.stride=20000", "data.max_shift=10000",
-                 "'evaluate.resolutions=[5000,50000]'", "evaluate.baseline_bin=5000", "sweep.resolution=5000"]
+    # no evaluate.* override: the evaluation follows the data config's 5-kb target resolution
+    overrides = ["experiment=scale", "data.window_length=40000", "data.stride=20000", "data.max_shift=10000"]
     cmd = [str(exe), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2", "--config", "data=synth",
            f"conf_dir={synth['conf_dir']}", "mc_samples=0", f"overrides={' '.join(overrides)}"]
     env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -153,6 +154,10 @@ def test_workflow_runs_on_it_with_experiment_scale(synth, tmp_path):
     ours = metrics[(metrics.predictor == "seq-unet") & (metrics.split == "test") & (metrics.chrom == "all")]
     assert set(ours.track) == {"early", "late"} and set(ours.resolution_bp) == {5000, 50000}
     assert np.isfinite(ours.pearson).all() and (ours.n_bins > 0).all()
+    assert set(metrics[metrics.predictor == "kmer_ridge"].resolution_bp) == {5000, 50000}
+    ridge = pyBigWig.open(str(res / "baseline" / "early.kmer_ridge.bw"))   # fitted in 5-kb bins
+    assert all(start % BIN == 0 for start, _, _ in ridge.intervals("chr1"))
+    ridge.close()
     contigs = layout(SCALE, seed=3)
     bw = pyBigWig.open(str(res / "predictions" / "early.bw"))
     assert list(bw.chroms().items()) == [(c.name, c.length) for c in contigs]

@@ -99,6 +99,14 @@ def test_the_stride_reruns_windows_and_everything_after_it(done, tmp_path):
     assert planned(work, edited) == {"windows", "extract"} | DOWNSTREAM_OF_TRAIN
 
 
+def test_the_target_resolution_reruns_every_step_after_the_genome(done, tmp_path):
+    """The evaluation's bin sizes and the baselines' bins follow data.target_resolution (interpolations in
+    conf/config.yaml): their digests hold the resolved values, so baseline and evaluate rerun too."""
+    work, conf = done
+    edited = edited_conf(conf, tmp_path, "data/tiny.yaml", "target_resolution: 100", "target_resolution: 200")
+    assert planned(work, edited) == {"windows", "extract", "baseline"} | DOWNSTREAM_OF_TRAIN
+
+
 def test_a_baseline_option_reruns_the_baselines_and_the_evaluation(done):
     work, conf = done
     assert planned(work, conf, with_override("evaluate.baseline_bin", "200")) == {"baseline", "evaluate"}
@@ -135,7 +143,7 @@ def test_the_report_holds_metrics_plots_resources_and_configuration(done):
     for step in ("genome", "windows", "extract", "train", "predict", "baseline", "evaluate", "browser"):
         assert (res / "benchmarks" / f"{step}.tsv").read_text() in blob, step
     assert "max_rss" in blob
-    assert "baseline_bin: 100" in blob  # the configuration the steps composed
+    assert "target_resolution: 100" in blob  # the configuration the steps composed
     # the captions (workflows/report/*.rst)
     for phrase in ("Test chromosomes were never used for training", "peak resident memory",
                    "The configuration every step composed", "Origin proxy"):

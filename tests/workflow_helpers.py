@@ -12,8 +12,7 @@ from tests.conftest import REPO
 TINY_OVERRIDES = [
     "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
     "trainer.max_epochs=2", "train.batch_size=4", "train.early_stopping_patience=0", "predict.batch_size=8",
-    "'evaluate.resolutions=[100,1000]'", "evaluate.baseline_bin=100",
-]
+]  # the evaluation follows data.target_resolution (100): scored at 100 and 1000 bp, baselines in 100-bp bins
 
 
 def write_tiny_config(tmp_path: Path, tiny_genome: dict) -> Path:

@@ -168,6 +168,14 @@ def check_window(model: Mapping, window_length: int, resolution: int) -> None:
     kinetic = opts["head"] == "kinetic"
     if kinetic and geometry.padding != "same":
         raise ValueError("the kinetic head needs model.padding=same (its rates must cover the whole window)")
-    geometry.check(window_length)
+    try:
+        geometry.check(window_length)
+    except ValueError as exc:
+        if geometry.padding != "same":
+            raise
+        step = math.lcm(geometry.multiple, int(resolution))
+        raise ValueError(f"{exc}; with {resolution}-bp target bins the window must be a multiple of "
+                         f"lcm({geometry.multiple}, {resolution}) = {step} bp (model=unet_5kb and model=unet_50kb "
+                         "take any multiple of 5 or 50 kb)") from exc
     if kinetic:
         check_kinetic_window(kinetic_options(opts["kinetic"])[0], geometry.padding, window_length, resolution)

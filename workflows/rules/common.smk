@@ -123,6 +123,8 @@ STEP_CONFIG = {
               "predict.batch_size", "predict.blend"],
     # the checkpoint holds the model; the checkpoint check reads the tracks and window length
     "predict": ["seed", "predict", "data.tracks", "data.window_length"],
+    # evaluate.baseline_bin and evaluate.resolutions follow data.target_resolution by interpolation
+    # (conf/config.yaml); the digests hash resolved values, so a new target resolution reruns both steps
     "baseline": ["data.tracks", "data.val_chroms", "data.test_chroms", "evaluate.baseline_bin"],
     "evaluate": ["data.tracks", "data.val_chroms", "data.test_chroms", "data.blacklist", "evaluate.resolutions",
                  "evaluate.origins"],

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from seq_unet.data.store import extract_dataset
 from seq_unet.data.windows import WindowSpec, bin_targets, make_windows
 from seq_unet.errors import InputError
+from seq_unet.io.bases import padded_codes
 from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.intervals import tile_genome, tile_starts
 from tests.conftest import write_fasta
@@ -356,11 +357,23 @@ def check_dataset(out: Path, manifest: dict, df: pd.DataFrame, case: Case, expec
         table = pd.read_csv(d / "windows.tsv", sep="\t", dtype={"chrom": str})
         pd.testing.assert_frame_equal(table, df.iloc[rows].reset_index(drop=True), check_dtype=False)
         dna, tgt, msk = (np.load(d / f) for f in ("dna.npy", "target.npy", "mask.npy"))
-        assert dna.shape == (len(rows), spec.stored_length) and dna.dtype == np.uint8
+        chroms = [c for c in case.seqs if any(expected[i].chrom == c for i in rows)]
+        # every chromosome of the split stored once, in genome order
+        np.testing.assert_array_equal(
+            dna, np.concatenate([encode_expected(case.seqs[c]) for c in chroms] + [np.zeros(0, np.uint8)]))
+        assert dna.dtype == np.uint8
+        index = pd.read_csv(d / "chroms.tsv", sep="\t", dtype={"chrom": str})
+        lengths = [len(case.seqs[c]) for c in chroms]
+        assert index.chrom.tolist() == chroms and index.length.tolist() == lengths
+        assert index.offset.tolist() == (np.cumsum(lengths, dtype=int) - lengths).tolist()
+        first = dict(zip(index.chrom, index.offset))
         assert tgt.shape == msk.shape == (len(rows), len(names), n_stored)
         for k, i in enumerate(rows):
             e = expected[i]
-            np.testing.assert_array_equal(dna[k], e.codes, err_msg=f"{split} window {k} ({e.chrom}:{e.start})")
+            lo = e.start - spec.max_shift
+            window = padded_codes(dna[first[e.chrom] : first[e.chrom] + len(case.seqs[e.chrom])], lo,
+                                  spec.stored_length)
+            np.testing.assert_array_equal(window, e.codes, err_msg=f"{split} window {k} ({e.chrom}:{e.start})")
             np.testing.assert_array_equal(msk[k], e.mask, err_msg=f"{split} window {k} ({e.chrom}:{e.start})")
             want = e.mean[e.mask]
             scale = max(1.0, float(np.abs(want).max(initial=0)))
@@ -369,7 +382,6 @@ def check_dataset(out: Path, manifest: dict, df: pd.DataFrame, case: Case, expec
                 for t in range(len(names)):
                     train_targets[t].extend(e.mean[t, e.core][e.mask[t, e.core]].astype(np.float32).tolist())
         assert manifest["splits"][split]["windows"] == len(rows)
-        chroms = [c for c in case.seqs if any(expected[i].chrom == c for i in rows)]
         assert manifest["splits"][split]["chroms"] == chroms
         assert manifest["splits"][split]["valid_bins"] == {
             n: int(sum(expected[i].valid_bins[t] for i in rows)) for t, n in enumerate(names)}

@@ -1,14 +1,22 @@
 """On-disk dataset: one folder per split, read lazily through memory maps.
 
 Layout of ``<dataset>/<split>/``:
-    ``dna.npy``     uint8 ``(n_windows, length + 2 * max_shift)`` base codes (A,C,G,T = 0..3, unknown = 4)
+    ``dna.npy``     uint8 ``(n_bases,)`` base codes (A,C,G,T = 0..3, unknown = 4) of the
+                    split's chromosomes, each stored once, one after the other
+    ``chroms.tsv``  the chromosomes of ``dna.npy``: ``chrom``, ``offset`` (its first base's
+                    index in ``dna.npy``), ``length``
     ``target.npy``  float32 ``(n_windows, n_tracks, (length + 2 * max_shift) // resolution)``
     ``mask.npy``    bool, same shape as target: True where the target is valid
-    ``windows.tsv`` the windows, row ``i`` describing index ``i`` of the arrays
-and ``<dataset>/manifest.json`` describes the whole (window length, stride,
+    ``windows.tsv`` the windows, row ``i`` describing index ``i`` of the target and mask arrays
+and ``<dataset>/manifest.json`` describes the whole (format, window length, stride,
 resolution, tracks, splits, genome checksum, per-track train statistics).
-Arrays are written row by row into memory maps, so extraction never holds the
-dataset in RAM, and the folder appears under its final name only when complete.
+A window's DNA, with its ``max_shift`` flanks, is cut from its chromosome's
+codes when it is read, unknown past the chromosome's ends; so overlapping
+windows and their flanks share the stored bases. The targets and masks stay
+per window: they are binned (``resolution`` bases per value) and small beside
+the DNA at the usual resolutions.
+Arrays are written into memory maps, so extraction never holds the dataset in
+RAM, and the folder appears under its final name only when complete.
 """
 
 from __future__ import annotations
@@ -27,13 +35,17 @@ from seq_unet import __version__
 from seq_unet.data.windows import SPLITS, WindowSpec, base_masks, bin_targets
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_dir, ensure_free_space
-from seq_unet.io.bases import one_hot, reverse_complement_codes
+from seq_unet.io.bases import one_hot, padded_codes, reverse_complement_codes
 from seq_unet.io.bigwig_read import open_bigwigs
 from seq_unet.io.genome import Genome, file_md5
 from seq_unet.io.intervals import read_bed
 from seq_unet.model.inputs import position_channel
 
 log = logging.getLogger(__name__)
+
+# the layout written by this version, recorded in the manifest; a dataset of another
+# layout (1: every window's DNA stored with its flanks, no ``dataset_format`` key) is refused
+DATASET_FORMAT = 2
 
 
 def count_unknown_bases(genome: Genome, chunk: int = 1 << 23) -> dict[str, int]:
@@ -56,9 +68,10 @@ def extract_dataset(fasta: str, tracks: dict[str, str], windows: pd.DataFrame, s
     manifest = _manifest_start(fasta, tracks, spec, genome)
     # sums, sums of squares and counts of the valid train target bins, per track
     stats = (np.zeros(len(names)), np.zeros(len(names)), np.zeros(len(names)))
-    usable = int((windows.split.isin(SPLITS) & windows.usable).sum())
+    kept = windows[windows.split.isin(SPLITS) & windows.usable]
     n_bins_all = spec.stored_length // spec.resolution
-    need = usable * (spec.stored_length + len(names) * n_bins_all * 5) + (1 << 20)
+    bases = sum(genome.sizes[c] for c in set(kept.chrom))
+    need = bases + len(kept) * len(names) * n_bins_all * 5 + (1 << 20)
     try:
         with atomic_dir(out_dir) as tmp:
             # the arrays are memory maps: on a full disk a write would crash the process, not raise
@@ -87,6 +100,7 @@ def _manifest_start(fasta: str, tracks: dict[str, str], spec: WindowSpec, genome
     names = list(tracks)
     return {
         "seq_unet_version": __version__,
+        "dataset_format": DATASET_FORMAT,
         "window_length": spec.length,
         "stride": spec.stride,
         "target_resolution": spec.resolution,
@@ -105,30 +119,46 @@ def _manifest_start(fasta: str, tracks: dict[str, str], spec: WindowSpec, genome
 
 def _write_split(d: Path, sub: pd.DataFrame, genome: Genome, bws: dict, spec: WindowSpec, blacklist,
                  stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
-    """One split's windows ``sub`` as arrays in folder ``d``; with ``stats`` (the train split), add its
-    valid target bins (the window's core, without the shift margins) to the sums, squares and counts."""
+    """One split's windows ``sub`` in folder ``d``: the DNA of their chromosomes, and per window its
+    binned targets and masks; with ``stats`` (the train split), add its valid target bins (the
+    window's core, without the shift margins) to the sums, squares and counts."""
     d.mkdir()
+    _write_dna(d, list(dict.fromkeys(sub.chrom)), genome)
     n, n_tracks = len(sub), len(bws)
     n_bins = spec.stored_length // spec.resolution
     core = slice(spec.max_shift // spec.resolution, spec.max_shift // spec.resolution + spec.n_bins)
-    dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (n, spec.stored_length))
     tgt = np.lib.format.open_memmap(d / "target.npy", "w+", np.float32, (n, n_tracks, n_bins))
     msk = np.lib.format.open_memmap(d / "mask.npy", "w+", np.bool_, (n, n_tracks, n_bins))
     for i, row in enumerate(sub.itertuples(index=False)):
-        codes, values, valid = base_masks(genome, bws, row.chrom, row.start - spec.max_shift,
-                                          row.end + spec.max_shift, blacklist)
+        _, values, valid = base_masks(genome, bws, row.chrom, row.start - spec.max_shift,
+                                      row.end + spec.max_shift, blacklist)
         target, mask = bin_targets(values, valid, spec)
-        dna[i], tgt[i], msk[i] = codes, target, mask
+        tgt[i], msk[i] = target, mask
         if stats is not None:
             sums, sq, cnt = stats
             t, k = target[:, core], mask[:, core]
             sums += np.where(k, t, 0).sum(-1)
             sq += np.where(k, t.astype(np.float64) ** 2, 0).sum(-1)
             cnt += k.sum(-1)
-    for arr in (dna, tgt, msk):
+    for arr in (tgt, msk):
         arr.flush()
-    del dna, tgt, msk
+    del tgt, msk
     sub.to_csv(d / "windows.tsv", sep="\t", index=False)
+
+
+def _write_dna(d: Path, chroms: list[str], genome: Genome, chunk: int = 1 << 23) -> None:
+    """The base codes of ``chroms``, each once and in this order, as ``d/dna.npy``, and ``d/chroms.tsv``."""
+    lengths = np.array([genome.sizes[c] for c in chroms], np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    dna = np.lib.format.open_memmap(d / "dna.npy", "w+", np.uint8, (int(lengths.sum()),))
+    for chrom, off, size in zip(chroms, offsets, lengths):
+        for s in range(0, int(size), chunk):
+            e = min(s + chunk, int(size))
+            dna[off + s : off + e] = genome.codes(chrom, s, e)
+    dna.flush()
+    del dna
+    pd.DataFrame({"chrom": chroms, "offset": offsets, "length": lengths}).to_csv(
+        d / "chroms.tsv", sep="\t", index=False)
 
 
 def _standardisation(names: list[str], sums: np.ndarray, sq: np.ndarray, cnt: np.ndarray) -> dict:
@@ -146,7 +176,34 @@ def load_manifest(dataset_dir: str | os.PathLike) -> dict:
     path = Path(dataset_dir) / "manifest.json"
     if not path.exists():
         raise InputError(f"no dataset at {dataset_dir} (missing manifest.json); run `seq-unet extract` first")
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    fmt = manifest.get("dataset_format", 1)
+    if fmt != DATASET_FORMAT:
+        raise InputError(
+            f"the dataset at {dataset_dir} has format {fmt} (written by seq-unet "
+            f"{manifest.get('seq_unet_version', '?')}); this version reads format {DATASET_FORMAT}, which stores "
+            "each chromosome's DNA once: write it again with `seq-unet extract` (in the workflow: "
+            "snakemake --forcerun extract)")
+    return manifest
+
+
+def open_split(split_dir: str | os.PathLike, manifest: dict) -> tuple[np.ndarray, dict[str, int], np.ndarray,
+                                                                      np.ndarray]:
+    """Memory maps of a split folder, checked against the dataset's ``manifest``: the DNA codes, the
+    index in them of each chromosome's first base, the per-window targets and the masks."""
+    d = Path(split_dir)
+    try:
+        dna, tgt, msk = (np.load(d / f, mmap_mode="r") for f in ("dna.npy", "target.npy", "mask.npy"))
+        chroms = pd.read_csv(d / "chroms.tsv", sep="\t", dtype={"chrom": str})
+        offsets = dict(zip(chroms["chrom"], chroms["offset"].astype(int)))
+        n_bases = int(chroms["length"].sum())
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read the dataset in {d} ({exc}); run `seq-unet extract` again") from None
+    stored = int(manifest["window_length"]) + 2 * int(manifest.get("max_shift", 0))
+    bins = (len(manifest["tracks"]), stored // int(manifest["target_resolution"]))
+    if dna.shape != (n_bases,) or tgt.shape[1:] != bins or msk.shape != tgt.shape:
+        raise InputError(f"the arrays in {d} do not match its manifest; extract the dataset again")
+    return dna, offsets, tgt, msk
 
 
 class WindowDataset(Dataset):
@@ -176,7 +233,7 @@ class WindowDataset(Dataset):
                  std: np.ndarray | None = None, reverse_complement: bool = False, random_shift: bool = False,
                  seed: int = 0, position_scale: float | None = None):
         self.dir = Path(split_dir)
-        manifest = load_manifest(self.dir.parent)
+        self.manifest = manifest = load_manifest(self.dir.parent)
         self.length = int(manifest["window_length"])
         self.resolution = int(manifest["target_resolution"])
         self.max_shift = int(manifest.get("max_shift", 0))
@@ -193,15 +250,9 @@ class WindowDataset(Dataset):
 
     def _open(self):
         if self._arrays is None:  # opened lazily, once per worker process
-            try:
-                names = ("dna.npy", "target.npy", "mask.npy")
-                self._arrays = tuple(np.load(self.dir / f, mmap_mode="r") for f in names)
-            except (OSError, ValueError) as exc:
-                raise InputError(
-                    f"cannot read the dataset in {self.dir} ({exc}); run `seq-unet extract` again"
-                ) from None
-            if self._arrays[0].shape[1] != self.length + 2 * self.max_shift:
-                raise InputError(f"{self.dir}/dna.npy does not match its manifest; extract the dataset again")
+            self._arrays = open_split(self.dir, self.manifest)
+            if len(self._arrays[2]) != len(self.windows):
+                raise InputError(f"{self.dir}/windows.tsv does not match its arrays; extract the dataset again")
             # torch seeds each worker afresh every epoch (from the global seed), so
             # augmentation differs between epochs yet is reproducible
             entropy = [self.seed, torch.initial_seed() % 2**32] + ([self.rank] if self.rank else [])
@@ -212,20 +263,21 @@ class WindowDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict:
-        dna, tgt, msk = self._open()
+        dna, chrom_offset, tgt, msk = self._open()
         offset = self.max_shift
         if self.random_shift:
             k = self.max_shift // self.resolution
             offset += int(self._rng.integers(-k, k + 1)) * self.resolution
         b0, nb = offset // self.resolution, self.length // self.resolution
-        codes = np.array(dna[i, offset : offset + self.length])
+        row = self.windows.iloc[i]
+        start = int(row.start) - self.max_shift + offset  # chromosome coordinate of the first base
+        size = int(row.chrom_length)
+        first = chrom_offset[row.chrom]
+        codes = padded_codes(dna[first : first + size], start, self.length)
         y, m = np.array(tgt[i, :, b0 : b0 + nb]), np.array(msk[i, :, b0 : b0 + nb])
         if self.mean is not None:
             y = (y - self.mean) / self.std
         y = np.where(m, y, 0.0).astype(np.float32)
-        row = self.windows.iloc[i]
-        start = int(row.start) - self.max_shift + offset  # chromosome coordinate of the first base
-        size = int(row.chrom_length)
         ends = np.array([start <= 0, start + self.length >= size])
         flip = self.reverse_complement and self._rng.random() < 0.5
         if flip:

@@ -5,7 +5,8 @@ once, on one strand, edges included; the score that matters is the one of the
 written bigWigs: overlapping windows with their edges cropped, both strands
 averaged, scored in the track's bins. :class:`GenomeValidation` computes that
 score from the dataset alone (the validation windows tile their chromosomes,
-so the chromosomes' DNA and binned targets are reassembled from them) and
+so the chromosomes' binned targets are reassembled from them, and their DNA is
+read where the windows cover it) and
 logs it as ``val/genome_pearson`` (mean over tracks) and
 ``val/genome_pearson_<track>``, for checkpoint selection and early stopping.
 """
@@ -21,8 +22,8 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from seq_unet.data.store import load_manifest
-from seq_unet.io.bases import UNKNOWN
+from seq_unet.data.store import load_manifest, open_split
+from seq_unet.io.bases import UNKNOWN, padded_codes
 from seq_unet.io.binning import bin_means
 from seq_unet.predict.tiling import place, plan_windows
 
@@ -40,14 +41,14 @@ class Chromosome:
 
 
 def assemble_split(dataset_dir: str | Path, split: str = "val") -> list[Chromosome]:
-    """The chromosomes of ``split``, put together from its stored windows (which cover them entirely)."""
+    """The chromosomes of ``split``, put together from its stored windows (which cover them entirely):
+    bases outside every stored window (with its shift flanks) are unknown, as are targets outside them."""
     manifest = load_manifest(dataset_dir)
     d = Path(dataset_dir) / split
     windows = pd.read_csv(d / "windows.tsv", sep="\t", dtype={"chrom": str})
-    dna = np.load(d / "dna.npy", mmap_mode="r")
-    tgt = np.load(d / "target.npy", mmap_mode="r")
-    msk = np.load(d / "mask.npy", mmap_mode="r")
+    dna, chrom_offset, tgt, msk = open_split(d, manifest)
     shift, r = int(manifest.get("max_shift", 0)), int(manifest["target_resolution"])
+    stored = int(manifest["window_length"]) + 2 * shift
     n_tracks = len(manifest["tracks"])
     out = []
     for chrom, rows in windows.groupby("chrom", sort=False):
@@ -56,10 +57,11 @@ def assemble_split(dataset_dir: str | Path, split: str = "val") -> list[Chromoso
         codes = np.full(size, UNKNOWN, np.uint8)
         target = np.zeros((n_tracks, n_bins), np.float32)
         mask = np.zeros((n_tracks, n_bins), bool)
+        first = chrom_offset[str(chrom)]  # the chromosome's first base in dna
         for i, row in zip(rows.index, rows.itertuples(index=False)):
             lo = int(row.start) - shift  # chromosome coordinate of the stored window's first base
-            a, b = max(lo, 0), min(lo + dna.shape[1], size)
-            codes[a:b] = dna[i, a - lo : b - lo]
+            a, b = max(lo, 0), min(lo + stored, size)
+            codes[a:b] = dna[first + a : first + b]
             b0 = lo // r
             ba, bb = max(b0, 0), min(b0 + tgt.shape[2], n_bins)
             target[:, ba:bb] = tgt[i, :, ba - b0 : bb - b0]
@@ -70,11 +72,7 @@ def assemble_split(dataset_dir: str | Path, split: str = "val") -> list[Chromoso
 
 def window_codes(codes: np.ndarray, start: int, length: int) -> np.ndarray:
     """``codes[start:start + length]``, unknown where the window passes the chromosome's ends."""
-    out = np.full(length, UNKNOWN, np.uint8)
-    a, b = max(start, 0), min(start + length, len(codes))
-    if b > a:
-        out[a - start : b - start] = codes[a:b]
-    return out
+    return padded_codes(codes, start, length)
 
 
 def predict_codes(model, codes: np.ndarray, device: torch.device, length: int, crop: int, batch_size: int = 8,

@@ -36,3 +36,12 @@ def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:
     """Reverse complement codes along the last axis."""
     return _COMPLEMENT[codes[..., ::-1]]
 
+
+
+def padded_codes(codes: np.ndarray, start: int, length: int) -> np.ndarray:
+    """A copy of ``codes[start:start + length]``, unknown where the range passes either end of ``codes``."""
+    out = np.full(length, UNKNOWN, np.uint8)
+    a, b = max(start, 0), min(start + length, len(codes))
+    if b > a:
+        out[a - start : b - start] = codes[a:b]
+    return out

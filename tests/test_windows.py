@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyBigWig
 import pytest
 
-from seq_unet.data.store import WindowDataset, extract_dataset, load_manifest
+from seq_unet.data.store import DATASET_FORMAT, WindowDataset, extract_dataset, load_manifest
 from seq_unet.data.windows import WindowSpec, assign_splits, make_windows
 from seq_unet.errors import InputError
+from seq_unet.evaluate.genome_val import assemble_split
 from seq_unet.io.bases import encode, one_hot
 from seq_unet.io.intervals import tile_starts
 
@@ -174,3 +177,47 @@ def test_random_shift_returns_a_shifted_window(tiny_genome, tiny_prepared, tmp_p
         if np.isfinite(v).all() and item["mask"][0, b]:
             assert item["y"][0, b].item() == pytest.approx(v.mean(), rel=1e-6)
     assert len(seen) > 1
+
+
+def test_each_chromosome_is_stored_once_and_windows_are_cut_from_it(tiny_genome, tiny_prepared, tmp_path):
+    spec = WindowSpec(2000, 1000, 100, min_valid_fraction=0.5, max_shift=300)
+    _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
+    manifest = load_manifest(tmp_path / "ds")
+    assert manifest["dataset_format"] == DATASET_FORMAT
+    stored = 0
+    for split in ("train", "val", "test"):
+        d = tmp_path / "ds" / split
+        chroms = manifest["splits"][split]["chroms"]
+        dna = np.load(d / "dna.npy")
+        # the split's chromosomes, whole and once each: not one row per window with its shift flanks
+        np.testing.assert_array_equal(dna, np.concatenate([encode(tiny_genome["seqs"][c]) for c in chroms]))
+        stored += dna.size
+        ds = WindowDataset(d)
+        assert len(ds) == manifest["splits"][split]["windows"]
+    # overlapping windows (stride half the window) and their flanks would have stored each base about 2.6 times
+    assert stored == sum(tiny_genome["sizes"].values())
+
+
+def test_a_dataset_in_the_former_layout_is_refused(tiny_genome, tiny_prepared, tmp_path):
+    spec = WindowSpec(2000, 2000, 100, min_valid_fraction=0.5, max_shift=0)
+    _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
+    path = tmp_path / "ds" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["dataset_format"]  # as written before the format was recorded
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"has format 1 .*reads format 2.*seq-unet extract"):
+        WindowDataset(tmp_path / "ds" / "train")
+    with pytest.raises(InputError, match="has format 1"):
+        assemble_split(tmp_path / "ds", "val")
+
+
+def test_a_split_whose_arrays_do_not_match_is_refused(tiny_genome, tiny_prepared, tmp_path):
+    spec = WindowSpec(2000, 2000, 100, min_valid_fraction=0.5, max_shift=0)
+    _extract(tiny_genome, tiny_prepared, spec, tmp_path / "ds")
+    dna = tmp_path / "ds" / "train" / "dna.npy"
+    np.save(dna, np.load(dna)[:-1])
+    with pytest.raises(InputError, match="do not match its manifest"):
+        WindowDataset(tmp_path / "ds" / "train")[0]
+    (tmp_path / "ds" / "train" / "chroms.tsv").unlink()
+    with pytest.raises(InputError, match="cannot read the dataset"):
+        WindowDataset(tmp_path / "ds" / "train")[0]

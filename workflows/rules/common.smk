@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from snakemake.utils import validate
 
 from seq_unet.config import missing_values
+from seq_unet.data.store import DATASET_FORMAT
 from seq_unet.io.names import BASELINES as NAMED_BASELINES
 from seq_unet.io.names import initiation_name, std_name
 

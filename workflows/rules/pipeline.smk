@@ -72,6 +72,8 @@ rule extract:
             "paths.dataset": from_output(0),
         }),
         digest=config_digest("extract"),
+        # the on-disk layout the code writes and reads: a dataset of an older layout is rebuilt
+        layout=f"dataset format {DATASET_FORMAT}",
     conda:
         "../envs/seq-unet.yaml"
     shell:

@@ -44,13 +44,14 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-# each workflow step and the folders (under results/<name>/) its outputs are in
+# each workflow step and the folders (under results/<name>/) its outputs are in (with Hydra's record of
+# the run, <step>/.hydra and <step>.log, which is in the output folder or beside it)
 STEP_FOLDERS = {
     "genome": ["genome"],
     "windows": ["windows"],
-    "extract": ["dataset"],
+    "extract": ["dataset", "extract"],
     "train": ["train"],
-    "predict": ["predictions"],
+    "predict": ["predictions", "predict"],
     "baseline": ["baseline"],
     "evaluate": ["eval", "evaluate"],
     "browser": ["browser"],
@@ -75,10 +76,14 @@ def folder_bytes(path: Path) -> int:
 
 
 def read_benchmark(path: Path) -> dict:
-    """Seconds, peak RSS (MB) and io_out (MB) from one Snakemake benchmark file (the mean over its repeats)."""
+    """Seconds, peak RSS, peak PSS and io_out (MB) from one Snakemake benchmark file (the mean over its repeats).
+
+    Snakemake sums RSS over the step's processes, so shared pages count once per process (train's
+    DataLoader workers); PSS shares them out."""
     df = pd.read_csv(path, sep="\t")
     values = {}
-    for key, column in (("seconds", "s"), ("max_rss_mb", "max_rss"), ("io_out_mb", "io_out")):
+    columns = {"seconds": "s", "max_rss_mb": "max_rss", "max_pss_mb": "max_pss", "io_out_mb": "io_out"}
+    for key, column in columns.items():
         col = pd.to_numeric(df[column], errors="coerce") if column in df else pd.Series(dtype=float)
         values[key] = float(col.mean()) if col.notna().any() else math.nan
     return values
@@ -107,7 +112,8 @@ def exponent(small: float, large: float, bases_small: int, bases_large: int) -> 
 def long_table(runs: list[dict]) -> pd.DataFrame:
     """All rows of all scales: step, scale, bases and the measures."""
     rows = [{"scale": run["scale"], **row} for run in runs for row in run["rows"]]
-    return pd.DataFrame(rows, columns=["step", "scale", "bases", "seconds", "max_rss_mb", "disk_mb", "io_out_mb"])
+    return pd.DataFrame(rows, columns=["step", "scale", "bases", "seconds", "max_rss_mb", "max_pss_mb", "disk_mb",
+                                       "io_out_mb"])
 
 
 def exponents(table: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def test_read_benchmark_takes_time_rss_and_io_out(tmp_path):
     path = tmp_path / "b.tsv"
     path.write_text(HEADER + "12.5\t0:00:12\t345.6\t1\t1\t1\t0\t7.25\t50\t11\n"
                     + "13.5\t0:00:13\t355.6\t1\t1\t1\t0\t8.25\t50\t11\n")   # --benchmark-repeats: the mean
-    assert read_benchmark(path) == {"seconds": 13.0, "max_rss_mb": 350.6, "io_out_mb": 7.75}
+    assert read_benchmark(path) == {"seconds": 13.0, "max_rss_mb": 350.6, "max_pss_mb": 1.0, "io_out_mb": 7.75}
     path.write_text(HEADER + "1.0\t0:00:01\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n")   # too short to sample
     assert math.isnan(read_benchmark(path)["max_rss_mb"])
 

@@ -21,6 +21,8 @@ writes of short-lived children and is only kept in the TSV for comparison).
 ``generate`` is the genome generator (its output folder); ``workflow`` is the
 whole Snakemake run (wall time of the command, all of ``results/<name>``).
 ``dataset bytes/base`` is the extract step's output size over the genome's length.
+Each scale's figures are also written to ``<workdir>/<name>.json`` as soon as
+that scale is done.
 
 Printed, and written to ``--out`` (markdown, or TSV if the name ends in .tsv):
 step x scale for time, memory and disk, and each measure's scaling exponent
@@ -253,6 +255,8 @@ def main() -> None:
                 for path in (workdir / name, workdir / f"{name}_genome"):
                     shutil.rmtree(path, ignore_errors=True)
         runs.append(run)
+        # each scale's figures as soon as it is done, in case a larger one is interrupted
+        (workdir / f"{run['name']}.json").write_text(json.dumps(run, indent=1, default=str))
         print(f"scale {scale:g}: {time.perf_counter() - t0:.0f} s in all"
               + "".join(f"\n  FAILED {line}" for line in run["failed"]), flush=True)
     if not args.keep and not args.workdir:

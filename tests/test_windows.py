@@ -221,3 +221,39 @@ def test_a_split_whose_arrays_do_not_match_is_refused(tiny_genome, tiny_prepared
     (tmp_path / "ds" / "train" / "chroms.tsv").unlink()
     with pytest.raises(InputError, match="cannot read the dataset"):
         WindowDataset(tmp_path / "ds" / "train")[0]
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2_500])
+def test_windows_counts_from_one_pass_equal_each_window_read_alone(tiny_genome, tiny_prepared, tmp_path,
+                                                                   monkeypatch, chunk):
+    """`make_windows` reads each chromosome once, in chunks, and derives every window's unknown bases and
+    valid bins from running counts; they must equal what reading each window on its own gives, whatever
+    the chunk size (here also smaller than a window and not a multiple of the stride)."""
+    from seq_unet.data import windows
+    from seq_unet.io.bigwig_read import open_bigwigs
+    from seq_unet.io.genome import Genome
+    from seq_unet.io.intervals import read_bed
+
+    bed = tmp_path / "blacklist.bed"
+    bed.write_text("chrA\t7050\t7420\nchrC\t15900\t16000\n")
+    if chunk is not None:
+        monkeypatch.setattr(windows, "CHUNK", chunk)
+    spec = WindowSpec(4000, 3000, 100, min_valid_fraction=0.55, max_shift=0)
+    tracks = {k: str(v) for k, v in tiny_genome["tracks"].items()}
+    df = make_windows(str(tiny_prepared), tracks, spec, ["chrC"], ["chrB"], str(bed))
+
+    genome, bws = Genome(str(tiny_prepared)), open_bigwigs(tracks)
+    blacklist = read_bed(str(bed), genome.sizes)
+    try:
+        for row in df.itertuples(index=False):
+            codes, values, valid = windows.base_masks(genome, bws, row.chrom, row.start, row.end, blacklist)
+            _, mask = windows.bin_targets(values, valid, spec)
+            assert row.unknown_bases == int((codes == windows.UNKNOWN).sum()) - row.pad_bases, row
+            for name, m in zip(tracks, mask):
+                assert getattr(row, f"valid_bins_{name}") == int(m.sum()), (row, name)
+    finally:
+        for bw in bws.values():
+            bw.close()
+    # the blacklist and the N run reach the counts (the test can tell)
+    assert df.unknown_bases.max() == 300
+    assert df[df.chrom == "chrA"].valid_bins_gc.min() < spec.n_bins

@@ -26,6 +26,7 @@ from seq_unet.io.intervals import covered_mask, overlapping_bases, read_bed, til
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+CHUNK = 4_000_000  # bases read at a time (rounded down to whole target bins)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,39 @@ def bin_targets(values: np.ndarray, valid: np.ndarray, spec: WindowSpec) -> tupl
     return np.where(mask, means, 0.0).astype(np.float32), mask
 
 
+def chromosome_counts(genome: Genome, bws: dict, chrom: str, end: int, block: int, spec: WindowSpec, blacklist,
+                      chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Running counts along ``chrom:[0, end)`` in blocks of ``block`` bases, in one pass over its bases.
+
+    ``block`` is a multiple of ``spec.resolution`` that divides ``end`` and every window start and end;
+    ``end`` may pass the chromosome's end, where bases are unknown and values missing. The bases are read
+    ``chunk`` (default :data:`CHUNK`, rounded down to whole blocks) at a time.
+
+    Returns:
+        unknown: int64 ``(end // block + 1,)``; ``unknown[i]`` is the number of unknown bases in
+            ``[0, i * block)``.
+        valid: int64 ``(n_tracks, end // block + 1)``; ``valid[t, i]`` is the number of valid target
+            bins of track ``t`` in ``[0, i * block)`` (as :func:`bin_targets` decides them).
+
+    A window ``[s, e)`` then has ``unknown[e // block] - unknown[s // block]`` unknown bases, and so on:
+    the genome is read once, not once per window that covers it. Target bins never straddle chunks, so
+    the counts equal those of each window read alone.
+    """
+    if block % spec.resolution or end % block:
+        raise ValueError(f"block {block} must be a multiple of the resolution {spec.resolution} and divide {end}")
+    step = max((chunk or CHUNK) // block, 1) * block
+    per_block = block // spec.resolution
+    unknown = np.zeros(end // block + 1, dtype=np.int64)
+    valid = np.zeros((len(bws), end // block + 1), dtype=np.int64)
+    for a in range(0, end, step):
+        b = min(a + step, end)
+        codes, values, ok = base_masks(genome, bws, chrom, a, b, blacklist)
+        unknown[a // block + 1 : b // block + 1] = (codes == UNKNOWN).reshape(-1, block).sum(axis=1)
+        mask = bin_targets(values, ok, spec)[1]
+        valid[:, a // block + 1 : b // block + 1] = mask.reshape(len(bws), -1, per_block).sum(axis=2)
+    return np.cumsum(unknown), np.cumsum(valid, axis=1)
+
+
 def make_windows(fasta: str, tracks: dict[str, str], spec: WindowSpec, val_chroms: list[str],
                  test_chroms: list[str], blacklist_bed: str | None = None) -> pd.DataFrame:
     """Tile the genome and describe every window.
@@ -156,20 +190,23 @@ def make_windows(fasta: str, tracks: dict[str, str], spec: WindowSpec, val_chrom
     df["pad_bases"] = np.maximum(df.end - df.chrom_length, 0)
     df["blacklist_bases"] = overlapping_bases(win, blacklist)
     bws = open_bigwigs(tracks)
-    unknown, valid_bins = [], {name: [] for name in tracks}
+    unknown = np.zeros(len(df), dtype=np.int64)
+    valid_bins = np.zeros((len(tracks), len(df)), dtype=np.int64)
     try:
-        for row in df.itertuples(index=False):
-            codes, values, valid = base_masks(genome, bws, row.chrom, row.start, row.end, blacklist)
-            unknown.append(int((codes == UNKNOWN).sum()) - row.pad_bases)
-            _, mask = bin_targets(values, valid, spec)
-            for name, m in zip(tracks, mask):
-                valid_bins[name].append(int(m.sum()))
+        for chrom, rows in df.groupby("chrom", sort=False).indices.items():
+            starts, ends = df.start.to_numpy()[rows], df.end.to_numpy()[rows]
+            # the coarsest grid every window start and end lies on (a multiple of the resolution)
+            block = int(np.gcd.reduce(np.concatenate([starts, ends])))
+            n_unknown, n_valid = chromosome_counts(genome, bws, chrom, int(ends.max()), block, spec, blacklist)
+            lo, hi = starts // block, ends // block
+            unknown[rows] = n_unknown[hi] - n_unknown[lo]
+            valid_bins[:, rows] = n_valid[:, hi] - n_valid[:, lo]
     finally:
         for bw in bws.values():
             bw.close()
-    df["unknown_bases"] = unknown
-    for name in tracks:
-        df[f"valid_bins_{name}"] = valid_bins[name]
+    df["unknown_bases"] = unknown - df.pad_bases.to_numpy()
+    for name, v in zip(tracks, valid_bins):
+        df[f"valid_bins_{name}"] = v
     df["usable"] = df[[f"valid_bins_{n}" for n in tracks]].sum(axis=1) > 0
     for split in SPLITS:
         sub = df[df.split == split]

@@ -135,3 +135,48 @@ def test_values_per_bin_write_the_file_of_the_values_per_base(tmp_path):
     with pytest.raises(ValueError, match="got 10 bins of 100 bp"), BigWigWriter(tmp_path / "bad.bw", sizes) as w:
         w.add_bins("a", np.zeros(10, np.float32), 100)
     assert not (tmp_path / "bad.bw").exists()
+
+
+def test_a_chromosome_given_in_parts_is_the_chromosome_given_whole(tmp_path):
+    """add_part: runs that cross from one part to the next are stored once, so the entries equal add()'s."""
+    import pyBigWig
+
+    rng = np.random.default_rng(3)
+    sizes = {"c1": 5000, "c2": 3000}
+    runs = rng.integers(1, 200, 200)  # runs of 1-199 bases, some of them no-data
+    c1 = np.repeat(rng.normal(size=len(runs)), runs)[: sizes["c1"]].astype(np.float32)
+    c1[np.repeat(rng.random(len(runs)) < 0.1, runs)[: sizes["c1"]]] = np.nan
+    c2 = np.full(sizes["c2"], 1.25, np.float32)
+    with BigWigWriter(tmp_path / "whole.bw", sizes, precision=0.01) as w:
+        w.add("c1", c1)
+        w.add("c2", c2)
+    cuts = [0, 1, 77, 1000, 1001, 2600, 4999, 5000]  # in runs, on run edges, one-base parts
+    with BigWigWriter(tmp_path / "parts.bw", sizes, precision=0.01) as w:
+        for a, b in zip(cuts, cuts[1:]):
+            w.add_part("c1", a, c1[a:b])
+        for a, b in [(0, 1500), (1500, 3000)]:  # one run over both parts
+            w.add_part("c2", a, c2[a:b])
+    whole, parts = pyBigWig.open(str(tmp_path / "whole.bw")), pyBigWig.open(str(tmp_path / "parts.bw"))
+    for c in sizes:
+        assert parts.intervals(c) == whole.intervals(c), c
+    assert parts.intervals("c2") == ((0, 3000, 1.25),)
+    whole.close()
+    parts.close()
+
+
+def test_parts_must_continue_each_other(tmp_path):
+    sizes = {"c1": 100, "c2": 50}
+    with pytest.raises(ValueError, match="first part must start at 0"):
+        with BigWigWriter(tmp_path / "a.bw", sizes) as w:
+            w.add_part("c1", 10, np.ones(10))
+    with pytest.raises(ValueError, match="does not continue"):
+        with BigWigWriter(tmp_path / "b.bw", sizes) as w:
+            w.add_part("c1", 0, np.ones(10))
+            w.add_part("c1", 20, np.ones(10))
+    with pytest.raises(ValueError, match="out of order"):
+        with BigWigWriter(tmp_path / "c.bw", sizes) as w:
+            w.add_part("c2", 0, np.ones(10))
+    with pytest.raises(ValueError, match=r"closed before chromosomes \['c1', 'c2'\]"):
+        with BigWigWriter(tmp_path / "d.bw", sizes) as w:
+            w.add_part("c1", 0, np.ones(60))
+    assert not list(tmp_path.iterdir())  # nothing half-written is left

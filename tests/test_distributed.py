@@ -287,3 +287,16 @@ def test_two_process_prediction_of_many_small_contigs_equals_one_process(tiny_ge
     one = predict_genome(ckpt, fasta, tmp_path / "one", **kw)
     predict_genome(ckpt, fasta, tmp_path / "two", devices=2, **kw)
     _assert_same_bigwigs(tmp_path / "one", tmp_path / "two", list(one), Genome(fasta).sizes)
+
+
+def test_two_process_prediction_in_segments_equals_one_process(tiny_prepared, tmp_path, one_thread, monkeypatch):
+    """Long chromosomes stitched segment by segment (one batch each): the processes share each segment's
+    batches, process 0 carries the cross-fades over, and the files are those of one process."""
+    from seq_unet.predict import chromosomes
+
+    monkeypatch.setattr(chromosomes, "SEGMENT", 3000)  # travels to the spawned processes in the job
+    ckpt = _save(_module("same", dropout=0.2), tmp_path / "m.ckpt")
+    kw = dict(device="cpu", batch_size=2, mc_samples=2, precision=1e-4, seed=5, mask_unknown=True)
+    one = predict_genome(ckpt, tiny_prepared, tmp_path / "one", **kw)
+    predict_genome(ckpt, tiny_prepared, tmp_path / "two", devices=2, **kw)
+    _assert_same_bigwigs(tmp_path / "one", tmp_path / "two", list(one), Genome(tiny_prepared).sizes)

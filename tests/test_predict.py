@@ -240,3 +240,27 @@ def test_small_contigs_share_batches_and_every_base_is_written(tmp_path, monkeyp
             # equal, but for a value that lies on a rounding boundary
             np.testing.assert_allclose(got[c], ref[c], atol=1.01e-3, rtol=0, equal_nan=True, err_msg=f"{name} {c}")
             assert np.mean((got[c] == ref[c]) | np.isnan(ref[c])) > 0.99
+
+
+def test_long_chromosomes_are_stitched_and_written_in_segments(tiny_prepared, tmp_path, monkeypatch):
+    """With segments of one batch each, every chromosome longer than a window is written part by part, the
+    cross-fades between segments carried over, and the values are those of whole chromosomes (Monte Carlo
+    masks included: the seeds count batches over the whole chromosome)."""
+    from seq_unet.io.bigwig_write import BigWigWriter
+    from seq_unet.predict import chromosomes
+
+    ckpt = _save(_module("same", dropout=0.2), tmp_path / "m.ckpt")
+    kw = dict(device="cpu", batch_size=2, mc_samples=2, precision=1e-4, seed=3, mask_unknown=True)
+    whole = predict_genome(ckpt, tiny_prepared, tmp_path / "whole", **kw)
+    calls = []
+    add_part = BigWigWriter.add_part
+    monkeypatch.setattr(BigWigWriter, "add_part", lambda self, c, s, v: (calls.append((c, s)), add_part(self, c, s, v)))
+    monkeypatch.setattr(chromosomes, "SEGMENT", 3000)  # shorter than one batch of windows: a segment per batch
+    parts = predict_genome(ckpt, tiny_prepared, tmp_path / "parts", **kw)
+    assert sum(c == "chrA" for c, _ in calls) > 10 * len(whole)  # 40 kb in segments of two 2-kb windows
+    sizes = Genome(tiny_prepared).sizes
+    for name in whole:
+        got, ref = _read(parts[name], sizes), _read(whole[name], sizes)
+        for c in sizes:
+            np.testing.assert_array_equal(got[c], ref[c], err_msg=f"{name} {c}")
+        assert np.isnan(got["chrA"][5000:5300]).all()  # the N run, masked across segments

@@ -58,7 +58,9 @@ class BigWigWriter:
     chromosome where runs average under 3 bases, as one value per base. The file is
     written under a temporary name and appears under ``path`` only on success.
 
-    Use as a context manager; call :meth:`add` once per chromosome, in order.
+    Use as a context manager; call :meth:`add` once per chromosome, in order, or
+    give a chromosome in consecutive parts with :meth:`add_part` (a run of equal
+    values that crosses from one part to the next is still stored as one run).
     """
 
     def __init__(self, path: str | os.PathLike, chrom_sizes: dict[str, int],
@@ -72,6 +74,7 @@ class BigWigWriter:
         self._order = list(self.sizes)
         self._next = 0
         self._written = 0  # bytes of data entries added so far, before compression
+        self._part = None  # a chromosome given in parts: (name, bases added, the last run held back or None)
 
     def __enter__(self) -> BigWigWriter:
         self._ctx = atomic_path(self.path)
@@ -87,6 +90,42 @@ class BigWigWriter:
         """Add the per-base values of one whole chromosome (NaN = no data)."""
         self._check(chrom, len(values), self.sizes[chrom], "values")
         self._add_runs(chrom, *run_length_encode(values, self.precision))
+
+    def add_part(self, chrom: str, start: int, values: np.ndarray) -> None:
+        """Add the per-base values of ``chrom:[start, start + len(values))`` (NaN = no data): the parts of a
+        chromosome in order, the first at 0, each where the previous ended, the last at the chromosome's end.
+
+        The written runs are those of :meth:`add` given the whole chromosome: the last run of a part is held
+        back until the next part shows whether it goes on.
+        """
+        size, end = self.sizes[chrom], start + len(values)
+        if self._part is None:
+            if start != 0:
+                raise ValueError(f"{chrom}: its first part must start at 0, not {start}")
+            self._check(chrom, end, end, "values")  # the chromosome that comes next
+            self._next -= 1  # counted when its last part is in
+            self._part = (chrom, 0, None)
+        name, done, held = self._part
+        if chrom != name or start != done or end > size:
+            raise ValueError(f"part {chrom}:{start}-{end} does not continue {name}:0-{done} of {size} bp")
+        starts, ends, vals = run_length_encode(values, self.precision)
+        starts, ends = starts + start, ends + start
+        if held is not None:
+            if len(starts) and starts[0] == held[1] and vals[0] == held[2]:
+                starts[0] = held[0]  # the held run goes on
+            else:
+                self._add_runs(chrom, np.array([held[0]]), np.array([held[1]]), np.array([held[2]], np.float32))
+        if end == size:
+            self._add_runs(chrom, starts, ends, vals)
+            self._part = None
+            self._next += 1
+            return
+        held = None
+        if len(starts) and ends[-1] == end:  # the last run may go on in the next part
+            held = (int(starts[-1]), int(ends[-1]), vals[-1])
+            starts, ends, vals = starts[:-1], ends[:-1], vals[:-1]
+        self._add_runs(chrom, starts, ends, vals)
+        self._part = (chrom, end, held)
 
     def add_bins(self, chrom: str, values: np.ndarray, bin_size: int) -> None:
         """Add one whole chromosome of values constant within bins of ``bin_size`` bases (the last bin ends at the
@@ -128,7 +167,7 @@ class BigWigWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         error = None
-        if exc_type is None and self._next != len(self._order):
+        if exc_type is None and (self._next != len(self._order) or self._part is not None):
             error = ValueError(f"bigWig {self.path} closed before chromosomes {self._order[self._next:]} were written")
         elif exc_type is None:
             try:  # closing writes the zoom levels and the index

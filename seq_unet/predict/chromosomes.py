@@ -10,9 +10,14 @@ alt contigs) share batches: ``batch_size`` of them, in FASTA order, per forward
 pass, rather than one padded window per pass. In evaluation mode a window's
 prediction does not depend on the other windows of its batch.
 
-Memory is bounded by one chromosome's output buffer (``n_tracks x length``
-float32, twice with Monte Carlo dropout) plus one batch, or the outputs of a
-few batches of short contigs.
+A chromosome longer than :data:`SEGMENT` bases is stitched and written in
+segments: consecutive batches of its windows, about ``SEGMENT`` bases of output
+each. When a segment's windows are done, its bases are final up to where the
+next segment's first window begins to contribute (cross-fades included); they
+are written, and only the rest is kept for the next segment. Memory is so
+bounded by one segment's output buffer (``n_tracks x SEGMENT`` float32, twice
+with Monte Carlo dropout) plus one batch, or the outputs of a few batches of
+short contigs, whatever the length of the chromosomes.
 
 The dropout masks of a batch are drawn from a seed made of the run's seed, the
 chromosome's name and the batch's place on it (a batch of short contigs: its
@@ -51,6 +56,8 @@ from seq_unet.predict.tiling import Piece, contribution, place, plan_windows
 
 log = logging.getLogger(__name__)
 
+SEGMENT = 32_000_000  # bases of a long chromosome's output stitched and written at a time (whole batches)
+
 
 @dataclass
 class Job:
@@ -74,6 +81,7 @@ class Job:
     rows: list
     rate_precision: float
     blend: int = 0
+    segment: int = SEGMENT  # a long chromosome is stitched and written about this many bases at a time
 
     @property
     def rates(self) -> bool:
@@ -123,23 +131,37 @@ class Window:
 @dataclass
 class Block:
     """Batches that every process takes its share of before process 0 gathers them: the windows of one
-    chromosome longer than a window, or up to ``world_size`` batches of contigs of one window each."""
+    chromosome longer than a window (or of one segment of it), or up to ``world_size`` batches of contigs of
+    one window each."""
 
     batches: list[list[Window]]
     seeds: list[int]  # the dropout seed of each batch
+    until: int | None = None  # a segment before the last of its chromosome: where the next segment's windows
+    # begin to contribute (virtual coordinates); its output is final up to there. None: the block ends its
+    # chromosomes.
 
     def sizes(self) -> dict[str, int]:
         """The block's chromosomes and their sizes, in the order of its windows."""
         return {w.chrom: w.size for b in self.batches for w in b}
 
+    def spans(self) -> dict[str, tuple[int, int]]:
+        """Per chromosome, the bases (virtual coordinates) that the block's windows contribute to."""
+        out = {}
+        for w in (w for b in self.batches for w in b):
+            lo, hi = w.piece.span
+            a, b = out.get(w.chrom, (lo, hi))
+            out[w.chrom] = (min(a, lo), max(b, hi))
+        return out
+
 
 def plan_blocks(sizes: dict[str, int], job: Job, world_size: int = 1) -> list[Block]:
     """The blocks of a prediction, in the order in which the first chromosome of each comes in ``sizes``.
 
-    A chromosome longer than one window is cut into batches of ``job.batch_size`` windows of its own.
-    Contigs that fit in one window (the many small contigs of an assembly) fill batches of
-    ``job.batch_size`` together, in FASTA order; a block holds ``world_size`` such batches, so that
-    the processes share them. The batches, and so the output, do not depend on ``world_size``.
+    A chromosome longer than one window is cut into batches of ``job.batch_size`` windows of its own, in
+    blocks of about ``job.segment`` (:data:`SEGMENT`) bases of output (whole batches; the dropout seeds
+    count the batches of the whole chromosome). Contigs that fit in one window (the many small contigs of
+    an assembly) fill batches of ``job.batch_size`` together, in FASTA order; a block holds ``world_size``
+    such batches, so that the processes share them. The batches, and so the output, do not depend on ``world_size``.
     """
     off, length, n = job.off, job.length, job.batch_size
     # virtual chromosomes with `off` unknown bases at each end, so every real base
@@ -153,7 +175,13 @@ def plan_blocks(sizes: dict[str, int], job: Job, world_size: int = 1) -> list[Bl
         if chrom not in batch_of:
             windows = [Window(chrom, size, p) for p in pieces[chrom]]
             batches = [windows[b : b + n] for b in range(0, len(windows), n)]
-            blocks.append(Block(batches, [batch_seed(job.seed, chrom, i) for i in range(len(batches))]))
+            seeds = [batch_seed(job.seed, chrom, i) for i in range(len(batches))]
+            per_block = max(1, job.segment // (n * (length - 2 * job.crop)))
+            cuts = list(range(0, len(batches), per_block))
+            for i, b in enumerate(cuts):
+                last = i == len(cuts) - 1
+                blocks.append(Block(batches[b : b + per_block], seeds[b : b + per_block],
+                                    None if last else batches[b + per_block][0].piece.span[0]))
         elif batch_of[chrom] >= next_packed:
             group = packed[next_packed : next_packed + world_size]
             blocks.append(Block(group, [batch_seed(job.seed, b[0].chrom, 0) for b in group]))
@@ -175,23 +203,47 @@ def predict_share(job: Job, model: list[SeqUNetModule], dev: torch.device, rank:
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(BigWigWriter(path, genome.sizes, job.precision_of(n)))
                    for n, path in job.paths.items()] if rank == 0 else []
-        done, written = {}, 0  # predicted chromosomes not yet written; chromosomes written
+        ready, complete, started, written = {}, set(), set(), 0  # parts not yet written; their chromosomes
+        carry = None
         for block in plan_blocks(genome.sizes, job, world_size):
-            done.update(_predict_block(job, model, dev, genome, block, (rank, world_size, group), progress))
-            while written < len(order) and order[written] in done:
-                for w, v in zip(writers, done.pop(order[written])):
-                    w.add(order[written], v)
+            parts, carry = _predict_block(job, model, dev, genome, block, (rank, world_size, group), progress,
+                                          carry)
+            for chrom, start, values, last in parts:
+                ready.setdefault(chrom, []).append((start, values))
+                if last:
+                    complete.add(chrom)
+            while written < len(order) and order[written] in ready:  # in FASTA order
+                chrom = order[written]
+                got = ready.pop(chrom)
+                if chrom in complete and chrom not in started and len(got) == 1:
+                    for w, v in zip(writers, got[0][1]):  # a whole chromosome
+                        w.add(chrom, v)
+                else:  # a long chromosome, segment by segment
+                    started.add(chrom)
+                    for start, values in got:
+                        for w, v in zip(writers, values):
+                            w.add_part(chrom, start, v)
+                if chrom not in complete:
+                    break
                 written += 1
 
 
 def _predict_block(job: Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome, block: Block,
-                   share: tuple, progress: Progress | None) -> dict[str, np.ndarray]:
-    """This process's batches of ``block``; process 0 returns each chromosome's output rows (NaN where
-    masked), the other processes send theirs to it and return nothing."""
+                   share: tuple, progress: Progress | None, carry: tuple | None) -> tuple[list, tuple | None]:
+    """This process's batches of ``block``. Process 0 returns the final parts of the block's chromosomes,
+    ``(chrom, start, rows, last)`` with the output rows of ``chrom:[start, start + width)`` (NaN where masked;
+    ``last``: the part ends the chromosome), and what the next segment of a long chromosome adds to
+    (``carry``: chromosome, virtual start, rows; or None). The other processes send their parts to process 0
+    and return nothing."""
     rank, world_size, group = share
     off, n_rows = job.off, len(job.paths)
-    if rank == 0:  # windows add their weighted parts (cross-fades) to zeros
-        bufs = {c: np.zeros((n_rows, s + 2 * off), dtype=np.float32) for c, s in block.sizes().items()}
+    if rank == 0:  # windows add their weighted parts (cross-fades) to zeros, or to the previous segment's carry
+        spans = block.spans()
+        origin = {c: lo for c, (lo, _) in spans.items()}
+        bufs = {c: np.zeros((n_rows, hi - lo), dtype=np.float32) for c, (lo, hi) in spans.items()}
+        if carry is not None:
+            chrom, lo, rows = carry
+            bufs[chrom][:, lo - origin[chrom] : lo - origin[chrom] + rows.shape[-1]] += rows
     else:  # the weighted parts of this process's windows, one after another
         buf = np.empty((n_rows, kept(block.batches[rank::world_size])), dtype=np.float32)
         cursor = 0
@@ -200,7 +252,7 @@ def _predict_block(job: Job, model: list[SeqUNetModule], dev: torch.device, geno
         out = _batch_outputs(job, model, dev, genome, batch, block.seeds[i])
         for w, o in zip(batch, out):
             if rank == 0:
-                place(bufs[w.chrom], w.piece, o)
+                place(bufs[w.chrom], w.piece, o, origin[w.chrom])
             else:
                 part = contribution(w.piece, o)
                 buf[:, cursor : cursor + part.shape[-1]] = part
@@ -210,13 +262,20 @@ def _predict_block(job: Job, model: list[SeqUNetModule], dev: torch.device, geno
             progress.update(sum(w.piece.keep_to - w.piece.keep_from for w in windows) - _overhang(windows, off))
     if world_size > 1 and rank > 0:
         send_share(buf, group)
-        return {}
-    add_shares(bufs, block.batches, world_size, group)
-    values = {c: b[:, off : off + block.sizes()[c]] for c, b in bufs.items()}
-    if job.mask_unknown:
-        for c, v in values.items():
-            v[:, genome.codes(c, 0, v.shape[-1]) == UNKNOWN] = np.nan
-    return values
+        return [], None
+    add_shares(bufs, origin, block.batches, world_size, group)
+    sizes, parts, carry = block.sizes(), [], None
+    for c, b in bufs.items():
+        lo, hi = origin[c], origin[c] + b.shape[-1]
+        if block.until is not None:  # bases from `until` on get more from the next segment's windows
+            carry, hi = (c, block.until, b[:, block.until - lo :].copy()), block.until
+        # the chromosome's own bases (its virtual chromosome has `off` unknown bases at each end)
+        a, z = max(lo, off), min(hi, off + sizes[c])
+        values = b[:, a - lo : z - lo]
+        if job.mask_unknown:
+            values[:, genome.codes(c, a - off, z - off) == UNKNOWN] = np.nan
+        parts.append((c, a - off, values, block.until is None))
+    return parts, carry
 
 
 def _batch_outputs(job: Job, model: list[SeqUNetModule], dev: torch.device, genome: Genome,

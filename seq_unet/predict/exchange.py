@@ -25,9 +25,11 @@ def send_share(buf: np.ndarray, group) -> None:
         dist.send(part, dst=0, group=group)
 
 
-def add_shares(bufs: dict[str, np.ndarray], batches: list[list], world_size: int, group) -> None:
+def add_shares(bufs: dict[str, np.ndarray], origin: dict[str, int], batches: list[list], world_size: int,
+               group) -> None:
     """Process 0: receive every other process's parts of its windows (in the order of its batches)
-    and add them to their chromosomes' tracks ``bufs`` (chromosome name -> ``(rows, length)``)."""
+    and add them to their chromosomes' tracks ``bufs`` (chromosome name -> ``(rows, bases)``, holding the
+    chromosome's bases from ``origin[name]`` on)."""
     import torch.distributed as dist
 
     rows = len(next(iter(bufs.values())))
@@ -38,7 +40,7 @@ def add_shares(bufs: dict[str, np.ndarray], batches: list[list], world_size: int
             dist.recv(part, src=r, group=group)
         got, cursor = got.numpy(), 0
         for w in share:
-            lo, hi = w.piece.span
+            lo, hi = (x - origin[w.chrom] for x in w.piece.span)
             # at most two windows meet at a base, and a + b == b + a: the same bits in any order
             bufs[w.chrom][:, lo:hi] += got[:, cursor : cursor + hi - lo]
             cursor += hi - lo

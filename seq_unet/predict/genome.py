@@ -28,6 +28,7 @@ from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.genome import Genome
 from seq_unet.io.names import bigwig, initiation_name, std_name
 from seq_unet.lit import SeqUNetModule
+from seq_unet.predict import chromosomes
 from seq_unet.predict.chromosomes import Job, predict_share
 from seq_unet.predict.forward import checkpoint_list, load_members, resolve_device
 from seq_unet.predict.processes import fabric_accelerator, launch
@@ -93,7 +94,7 @@ def predict_genome(ckpt: str | Path, fasta: str | Path, out_dir: str | Path, win
                length=length, crop=crop, off=off, width=width, batch_size=int(batch_size), precision=precision,
                std_precision=precision / 10 if std_precision is None else std_precision,
                reverse_complement=reverse_complement, mask_unknown=mask_unknown, mc_samples=int(mc_samples),
-               seed=int(seed), rows=rows, rate_precision=rate_precision, blend=blend)
+               seed=int(seed), rows=rows, rate_precision=rate_precision, blend=blend, segment=chromosomes.SEGMENT)
     where = dev if devices == 1 else f"{devices} processes ({fabric_accelerator(device)})"
     _log_plan(job, len(tracks), len(members), where)
     if devices == 1:

@@ -91,10 +91,12 @@ def contribution(piece: Piece, output: np.ndarray) -> np.ndarray:
     return part * piece.weights()
 
 
-def place(track: np.ndarray, piece: Piece, output: np.ndarray) -> None:
+def place(track: np.ndarray, piece: Piece, output: np.ndarray, origin: int = 0) -> None:
     """Add one window's weighted ``output`` ``(..., length)`` to ``track`` ``(..., chrom_length)``, which starts
-    as zeros (without cross-fades: copy the kept part)."""
+    as zeros (without cross-fades: copy the kept part); ``track`` may hold only the chromosome's bases from
+    ``origin`` on."""
     lo, hi = piece.span
+    lo, hi = lo - origin, hi - origin
     if not (piece.fade_from or piece.fade_to):
         track[..., lo:hi] = contribution(piece, output)
     else:

@@ -63,6 +63,20 @@ def make_checkpoint(path: Path, overrides: list[str], window: int, resolution: i
                 "pytorch-lightning_version": pl.__version__}, path)
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes: ``VmHWM``, the high-water mark of its own address space.
+    Not ``ru_maxrss``, which on Linux also keeps the peak of the process it was forked from (here the parent,
+    which held the generated genome)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child(args: argparse.Namespace) -> None:
     from seq_unet.predict.genome import predict_genome
 
@@ -70,7 +84,7 @@ def child(args: argparse.Namespace) -> None:
     paths = predict_genome(args.ckpt, args.fasta, args.out, batch_size=args.batch, device=args.device,
                            mc_samples=args.mc)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss(),
                       "bigwig_bytes": paths["signal"].stat().st_size}))
 
 

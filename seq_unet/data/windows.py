@@ -192,9 +192,10 @@ def make_windows(fasta: str, tracks: dict[str, str], spec: WindowSpec, val_chrom
     bws = open_bigwigs(tracks)
     unknown = np.zeros(len(df), dtype=np.int64)
     valid_bins = np.zeros((len(tracks), len(df)), dtype=np.int64)
+    all_starts, all_ends = df.start.to_numpy(), df.end.to_numpy()
     try:
         for chrom, rows in df.groupby("chrom", sort=False).indices.items():
-            starts, ends = df.start.to_numpy()[rows], df.end.to_numpy()[rows]
+            starts, ends = all_starts[rows], all_ends[rows]
             # the coarsest grid every window start and end lies on (a multiple of the resolution)
             block = int(np.gcd.reduce(np.concatenate([starts, ends])))
             n_unknown, n_valid = chromosome_counts(genome, bws, chrom, int(ends.max()), block, spec, blacklist)

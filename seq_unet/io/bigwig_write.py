@@ -102,8 +102,7 @@ class BigWigWriter:
         if self._part is None:
             if start != 0:
                 raise ValueError(f"{chrom}: its first part must start at 0, not {start}")
-            self._check(chrom, end, end, "values")  # the chromosome that comes next
-            self._next -= 1  # counted when its last part is in
+            self._expect(chrom)  # counted when its last part is in
             self._part = (chrom, 0, None)
         name, done, held = self._part
         if chrom != name or start != done or end > size:
@@ -135,10 +134,14 @@ class BigWigWriter:
         starts, ends, vals = run_length_encode(values, self.precision)
         self._add_runs(chrom, starts * bin_size, np.minimum(ends * bin_size, size), vals)
 
-    def _check(self, chrom: str, got: int, want: int, what: str) -> None:
+    def _expect(self, chrom: str) -> None:
+        """Raise unless ``chrom`` is the chromosome that comes next."""
         expected = self._order[self._next] if self._next < len(self._order) else None
         if chrom != expected:
             raise ValueError(f"chromosome {chrom!r} added out of order; expected {expected!r}")
+
+    def _check(self, chrom: str, got: int, want: int, what: str) -> None:
+        self._expect(chrom)
         if got != want:
             raise ValueError(f"{chrom}: got {got} {what} for a chromosome of {self.sizes[chrom]} bp")
         self._next += 1

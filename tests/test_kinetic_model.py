@@ -173,3 +173,27 @@ def test_genome_validation_score_equals_the_score_of_the_predicted_track(tiny_pr
     p, t, m = (np.concatenate(a, axis=1) for a in (preds, targets, masks))
     expected = [np.corrcoef(p[i][m[i]], t[i][m[i]])[0, 1] for i in range(2)]
     np.testing.assert_allclose(r, expected, rtol=1e-5)
+
+
+def test_shared_rates_give_every_track_the_same_initiation_track_and_timing_up_to_its_affine_map(tiny_prepared,
+                                                                                                  tmp_path):
+    module = _module(model={"kinetic": {**KINETIC["kinetic"], "shared_rates": True}})
+    assert module.head.n_channels == 1 and module.net.head.out_channels == 1
+    with torch.no_grad():  # tracks of their own scale and sign of shift
+        module.head.shift.copy_(torch.tensor([0.3, -0.2]))
+        module.head.log_spread.add_(torch.tensor([0.0, 0.7]))
+    x = torch.from_numpy(encode_input(np.random.default_rng(2).integers(0, 4, (2, WINDOW)).astype(np.uint8)))
+    with torch.no_grad():
+        bins = module._binned(x)
+    assert bins.std() > 0.01
+    # one time per bin, seen through each track's own affine map: b = shift_b + (a - shift_a) * spread_a / spread_b
+    ratio = torch.exp(module.head.log_spread[0] - module.head.log_spread[1]).item()
+    torch.testing.assert_close(bins[:, 1], -0.2 + (bins[:, 0] - 0.3) * ratio, atol=1e-5, rtol=0)
+    paths = predict_genome(_save(module, tmp_path / "k.ckpt"), tiny_prepared, tmp_path / "out", batch_size=3,
+                           precision=1e-4, device="cpu", rate_precision=1e-5, blend=0)
+    assert set(paths) == {"a", "b", "a.initiation", "b.initiation"}
+    a, b = (pybigtools.open(str(paths[n])) for n in ("a.initiation", "b.initiation"))
+    for chrom, size in Genome(tiny_prepared).sizes.items():
+        va, vb = (np.asarray(bw.values(chrom, 0, size, fillna=None)) for bw in (a, b))
+        assert np.isfinite(va).all() and (va >= 0).all() and va.std() > 0
+        np.testing.assert_array_equal(va, vb)

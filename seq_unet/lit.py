@@ -98,9 +98,10 @@ class SeqUNetModule(pl.LightningModule):
         min_lr_ratio: the cosine decay ends at this fraction of ``lr``.
         loss: ``mse`` or ``huber``.
         dataset_md5: checksum of the training dataset's manifest (provenance).
-        norm_stats_without_dropout: gather the batch-norm running statistics, which prediction uses, in a
-            second forward pass of each training batch with dropout off (see :meth:`training_step`); the
-            training pass itself still normalises with its batch's statistics. Checkpoints made before the
+        norm_stats_windows: gather the batch-norm running statistics, which prediction uses, in a second
+            forward pass, with dropout off, of this many windows of each training batch (see
+            :meth:`_update_norm_stats`); the training pass itself still normalises with its batch's
+            statistics. 0: gather them in the training pass, with dropout. Checkpoints made before the
             option existed load with its configured value.
 
     Every setting but the data's (tracks, window, targets) comes from the configuration: ``model``
@@ -111,7 +112,7 @@ class SeqUNetModule(pl.LightningModule):
                  target_mean: Sequence[float], target_std: Sequence[float], *, model: Mapping,
                  lr: float, weight_decay: float, warmup_fraction: float,
                  loss: str, dataset_md5: str | None = None, warmup_start_factor: float,
-                 min_lr_ratio: float, norm_stats_without_dropout: bool = True):
+                 min_lr_ratio: float, norm_stats_windows: int = 2):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)
@@ -220,13 +221,13 @@ class SeqUNetModule(pl.LightningModule):
         return loss, pooled
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        if not self.hparams.norm_stats_without_dropout:
+        norms = batch_norms(self.net) if self.hparams.norm_stats_windows > 0 else []
+        if not norms:
             loss, _ = self._loss(batch)
         else:
-            norms = batch_norms(self.net)
             with frozen_running_stats(norms):
                 loss, _ = self._loss(batch)
-            self._update_norm_stats(batch["x"], norms)
+            self._update_norm_stats(batch["x"][: self.hparams.norm_stats_windows], norms)
         # with DDP: the step value is the mean over the processes' batches
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["x"]),
                  sync_dist=True)
@@ -240,9 +241,9 @@ class SeqUNetModule(pl.LightningModule):
         prediction, so statistics gathered in the training pass misnormalise the prediction (the
         variance shift of dropout and batch norm). Through the kinetic head's exponential and
         integral that became a global offset of the predicted timing, well outside the measured range.
+        A few windows per step suffice (each holds many positions per channel) and keep the extra
+        forward pass cheap.
         """
-        if not norms:
-            return
         self.net.eval()
         for m in norms:
             m.train()

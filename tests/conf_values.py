@@ -15,7 +15,7 @@ from seq_unet.model.unet import split_model_options
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # SeqUNetModule's settings from the train section (conf/config.yaml)
 MODULE_TRAIN_KEYS = ("lr", "weight_decay", "warmup_fraction", "loss", "warmup_start_factor", "min_lr_ratio",
-                     "norm_stats_without_dropout")
+                     "norm_stats_windows")
 
 
 def _yaml(name: str) -> dict:

@@ -133,7 +133,6 @@ class TrainConfig:
     min_lr_ratio: float = MISSING
     loss: str = MISSING
     ema_decay: Optional[float] = None
-    norm_stats_windows: int = MISSING
     early_stopping_patience: int = MISSING
     select_on: str = MISSING
     resume: bool = MISSING

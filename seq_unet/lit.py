@@ -15,7 +15,6 @@ from a checkpoint without unpickling anything but tensors and plain values.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
@@ -60,26 +59,6 @@ class MeanOfMetrics(Metric):
         return torch.stack([m.compute() for m in self._parts]).mean()
 
 
-def batch_norms(net: nn.Module) -> list[nn.Module]:
-    """The batch-norm layers of ``net``."""
-    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@contextlib.contextmanager
-def frozen_running_stats(norms: list[nn.Module]):
-    """Batch norms that normalise with their batch's statistics but leave their running ones alone."""
-    momenta = [m.momentum for m in norms]
-    tracked = [m.num_batches_tracked.clone() for m in norms]
-    for m in norms:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, n in zip(norms, momenta, tracked):
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(n)
-
-
 class SeqUNetModule(pl.LightningModule):
     """Train a :class:`SeqUNet` on windows of one-hot DNA.
 
@@ -98,11 +77,6 @@ class SeqUNetModule(pl.LightningModule):
         min_lr_ratio: the cosine decay ends at this fraction of ``lr``.
         loss: ``mse`` or ``huber``.
         dataset_md5: checksum of the training dataset's manifest (provenance).
-        norm_stats_windows: gather the batch-norm running statistics, which prediction uses, in a second
-            forward pass, with dropout off, of this many windows of each training batch (see
-            :meth:`_update_norm_stats`); the training pass itself still normalises with its batch's
-            statistics. 0: gather them in the training pass, with dropout. Checkpoints made before the
-            option existed load with its configured value.
 
     Every setting but the data's (tracks, window, targets) comes from the configuration: ``model``
     is ``conf/model``, the optimiser's are ``train.*``; none has a value of its own here.
@@ -112,7 +86,7 @@ class SeqUNetModule(pl.LightningModule):
                  target_mean: Sequence[float], target_std: Sequence[float], *, model: Mapping,
                  lr: float, weight_decay: float, warmup_fraction: float,
                  loss: str, dataset_md5: str | None = None, warmup_start_factor: float,
-                 min_lr_ratio: float, norm_stats_windows: int = 2):
+                 min_lr_ratio: float):
         super().__init__()
         self.save_hyperparameters()
         self.tracks = list(tracks)
@@ -221,36 +195,11 @@ class SeqUNetModule(pl.LightningModule):
         return loss, pooled
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        norms = batch_norms(self.net) if self.hparams.norm_stats_windows > 0 else []
-        if not norms:
-            loss, _ = self._loss(batch)
-        else:
-            with frozen_running_stats(norms):
-                loss, _ = self._loss(batch)
-            self._update_norm_stats(batch["x"][: self.hparams.norm_stats_windows], norms)
+        loss, _ = self._loss(batch)
         # with DDP: the step value is the mean over the processes' batches
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["x"]),
                  sync_dist=True)
         return loss
-
-    @torch.no_grad()
-    def _update_norm_stats(self, x: torch.Tensor, norms: list[nn.Module]) -> None:
-        """Update the batch norms' running statistics from ``x`` with dropout off, as prediction runs.
-
-        Dropout in front of a batch norm makes its features more variable in training than in
-        prediction, so statistics gathered in the training pass misnormalise the prediction (the
-        variance shift of dropout and batch norm). Through the kinetic head's exponential and
-        integral that became a global offset of the predicted timing, well outside the measured range.
-        A few windows per step suffice (each holds many positions per channel) and keep the extra
-        forward pass cheap.
-        """
-        self.net.eval()
-        for m in norms:
-            m.train()
-        try:
-            self.net(x)
-        finally:
-            self.net.train()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, pooled = self._loss(batch)

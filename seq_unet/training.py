@@ -136,7 +136,6 @@ def _module(cfg: DictConfig, m: dict) -> SeqUNetModule:
         model=OmegaConf.to_container(cfg.model, resolve=True), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
         warmup_fraction=cfg.train.warmup_fraction, loss=cfg.train.loss, dataset_md5=m["dataset_md5"],
         warmup_start_factor=cfg.train.warmup_start_factor, min_lr_ratio=cfg.train.min_lr_ratio,
-        norm_stats_windows=cfg.train.norm_stats_windows,
     )
 
 

@@ -14,8 +14,7 @@ from seq_unet.model.unet import split_model_options
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # SeqUNetModule's settings from the train section (conf/config.yaml)
-MODULE_TRAIN_KEYS = ("lr", "weight_decay", "warmup_fraction", "loss", "warmup_start_factor", "min_lr_ratio",
-                     "norm_stats_windows")
+MODULE_TRAIN_KEYS = ("lr", "weight_decay", "warmup_fraction", "loss", "warmup_start_factor", "min_lr_ratio")
 
 
 def _yaml(name: str) -> dict:
@@ -28,17 +27,6 @@ def conf_model(**changes) -> dict:
     if "kinetic" in changes:
         changes = {**changes, "kinetic": {**model["kinetic"], **changes["kinetic"]}}
     return {**model, **changes}
-
-
-# The linear head without the bottleneck path: for tests of mechanisms that do not depend on the head
-# (stitching, Monte Carlo dropout, checkpoints, ...) on windows far shorter than the kinetic head's reach
-LINEAR = {"head": "linear", "coarse_head": False}
-LINEAR_OVERRIDES = [f"model.{k}={str(v).lower()}" for k, v in LINEAR.items()]
-
-
-def linear_model(**changes) -> dict:
-    """:func:`conf_model` with the linear head and no bottleneck path (:data:`LINEAR`), and ``changes``."""
-    return conf_model(**{**LINEAR, **changes})
 
 
 def unet_options(**changes) -> dict:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from seq_unet.lit import SeqUNetModule
-from tests.conf_values import linear_model, train_options
+from tests.conf_values import conf_model, train_options
 
-MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
+MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 
 # one window, two tracks, four 100-bp bins; predictions, targets and the mask of valid bins
 PRED = torch.tensor([[[0.0, 1.0, 2.0, 3.0],
@@ -90,41 +90,3 @@ def test_the_network_path_gives_the_masked_mean_of_its_own_binned_output():
 def test_an_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="unknown loss 'l1'"):
         _module("l1")
-
-
-def _stats(module: SeqUNetModule) -> list[torch.Tensor]:
-    return [t.clone() for m in module.net.modules() if isinstance(m, torch.nn.BatchNorm1d)
-            for t in (m.running_mean, m.running_var)]
-
-
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step without a Trainer
-@pytest.mark.parametrize("windows", [2, 0])
-def test_batch_norm_statistics_come_from_a_dropout_free_pass(windows):
-    """The running statistics after a training step are those of the batch's first windows seen with dropout
-    off (as prediction sees them), while the training pass itself still uses dropout; with 0 windows, they
-    are the training pass's, dropout's included."""
-    torch.manual_seed(0)
-    model = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.5)
-    module = SeqUNetModule(["a", "b"], 400, 100, [0.0, 0.0], [1.0, 1.0], model=model,
-                           **train_options(norm_stats_windows=windows)).train()
-    x = torch.nn.functional.one_hot(torch.randint(0, 4, (6, 400)), 4).transpose(1, 2).float()
-    batch = {"x": x, "y": torch.randn(6, 2, 4), "mask": torch.ones(6, 2, 4, dtype=torch.bool),
-             "ends": torch.zeros(6, 2, dtype=torch.bool)}
-    reference = SeqUNetModule(["a", "b"], 400, 100, [0.0, 0.0], [1.0, 1.0], model=model, **train_options())
-    reference.load_state_dict(module.state_dict())
-    reference.net.eval()  # dropout off, batch norms gathering the batch's statistics
-    for m in reference.net.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.train()
-    with torch.no_grad():
-        reference.net(x[:2])
-    before = _stats(module)
-    loss = module.training_step(batch, 0)
-    loss.backward()  # the loss still has its gradient, through the dropout-on training pass
-    assert module.net.training and all(m.training for m in module.net.modules())
-    after, expected = _stats(module), _stats(reference)
-    assert not any(torch.equal(a, b) for a, b in zip(after, before))
-    same = all(torch.allclose(a, e, atol=1e-6) for a, e in zip(after, expected))
-    assert same == (windows > 0)
-    grads = [p.grad for p in module.net.parameters() if p.requires_grad]
-    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)

@@ -193,7 +193,11 @@ def test_shared_rates_give_every_track_the_same_initiation_track_and_timing_up_t
                            precision=1e-4, device="cpu", rate_precision=1e-5, blend=0)
     assert set(paths) == {"a", "b", "a.initiation", "b.initiation"}
     a, b = (pybigtools.open(str(paths[n])) for n in ("a.initiation", "b.initiation"))
-    for chrom, size in Genome(tiny_prepared).sizes.items():
-        va, vb = (np.asarray(bw.values(chrom, 0, size, fillna=None)) for bw in (a, b))
-        assert np.isfinite(va).all() and (va >= 0).all() and va.std() > 0
-        np.testing.assert_array_equal(va, vb)
+    try:
+        for chrom, size in Genome(tiny_prepared).sizes.items():
+            va, vb = (np.asarray(bw.values(chrom, 0, size, fillna=None)) for bw in (a, b))
+            assert np.isfinite(va).all() and (va >= 0).all() and va.std() > 0
+            np.testing.assert_array_equal(va, vb)
+    finally:
+        a.close()
+        b.close()

@@ -163,11 +163,17 @@ class LRMonitorConfig:
 
 
 @dataclass
+class NormStatsConfig:
+    windows: int = MISSING  # training windows the batch-norm statistics are recomputed from before validation; 0: off
+
+
+@dataclass
 class CallbacksConfig:
     checkpoint: CheckpointCallbackConfig = field(default_factory=CheckpointCallbackConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     lr_monitor: LRMonitorConfig = field(default_factory=LRMonitorConfig)
+    norm_stats: NormStatsConfig = field(default_factory=NormStatsConfig)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from seq_unet.data.datamodule import WindowDataModule
 from seq_unet.errors import InputError
 from seq_unet.io.atomic import atomic_path
 from seq_unet.lit import SeqUNetModule
+from seq_unet.norm_stats import NormStatistics
 
 log = logging.getLogger("seq_unet")
 
@@ -173,6 +174,9 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> tuple[ModelCheckpoint, list[p
             decay=cb.ema.decay, update_every_n_steps=cb.ema.update_every_n_steps,
             update_starting_at_step=cb.ema.update_starting_at_step,
             update_starting_at_epoch=cb.ema.update_starting_at_epoch))
+    # after the weight averaging, whose weights validation then uses
+    callbacks.append(NormStatistics(cfg.paths.dataset, windows=cb.norm_stats.windows, batch_size=cfg.train.batch_size,
+                                    position_scale=cfg.model.position_scale))
     if cb.early_stopping.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cb.early_stopping.patience,
                                        min_delta=cb.early_stopping.min_delta))

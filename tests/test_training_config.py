@@ -81,9 +81,10 @@ def _kinds(callbacks) -> list[str]:
 
 def test_the_default_callbacks_are_the_former_ones(tmp_path):
     best, callbacks = _callbacks(_compose("train.select_on=windows"), tmp_path)
-    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "EarlyStopping"]
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "NormStatistics",
+                                 "EarlyStopping"]
     assert callbacks[0] is best and best.save_top_k == 1 and best.monitor == "val/pearson"
-    assert callbacks[2].logging_interval == "epoch" and callbacks[3].patience == 15
+    assert callbacks[2].logging_interval == "epoch" and callbacks[3].windows == 64 and callbacks[4].patience == 15
     _, callbacks = _callbacks(_compose(), tmp_path)  # selection on the genome: its validation comes first
     assert _kinds(callbacks)[0] == "GenomeValidation" and callbacks[1].monitor == "val/genome_pearson"
 
@@ -92,15 +93,18 @@ def test_the_former_train_keys_still_set_ema_and_early_stopping(tmp_path):
     cfg = _compose("train.select_on=windows", "train.ema_decay=0.99", "train.early_stopping_patience=0")
     assert cfg.callbacks.ema.decay == 0.99 and cfg.callbacks.early_stopping.patience == 0
     _, callbacks = _callbacks(cfg, tmp_path)
-    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "EMAWeightAveraging"]
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "EMAWeightAveraging",
+                                 "NormStatistics"]
 
 
 def test_callback_settings_from_the_callbacks_group(tmp_path):
     cfg = _compose("train.select_on=windows", "callbacks.checkpoint.top_k=3", "callbacks.early_stopping.patience=4",
-                   "callbacks.early_stopping.min_delta=0.001", "callbacks.lr_monitor.logging_interval=null")
+                   "callbacks.early_stopping.min_delta=0.001", "callbacks.lr_monitor.logging_interval=null",
+                   "callbacks.norm_stats.windows=16")
     best, callbacks = _callbacks(cfg, tmp_path)
-    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "EarlyStopping"]
-    assert best.save_top_k == 3 and callbacks[2].patience == 4 and callbacks[2].min_delta == 0.001
+    assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "NormStatistics", "EarlyStopping"]
+    assert best.save_top_k == 3 and callbacks[3].patience == 4 and callbacks[3].min_delta == 0.001
+    assert callbacks[2].windows == 16
     with pytest.raises(InputError, match="logging_interval must be epoch, step or null"):
         _callbacks(_compose("callbacks.lr_monitor.logging_interval=hourly"), tmp_path)
 
@@ -154,3 +158,33 @@ def test_validation_pearson_per_track_zero_where_undefined_and_their_mean():
     assert torch.isclose(tracks[0].compute(), r) and tracks[1].compute() == 0.0
     assert torch.isclose(mean.compute(), r / 2)
     assert not list(mean.children())  # the tracks' metrics are the module's, not registered twice
+
+
+@pytest.mark.slow
+def test_the_saved_checkpoints_hold_norm_statistics_recomputed_for_their_weights(tiny_work):
+    """Every checkpoint is written after a validation, and so holds the statistics that NormStatistics
+    recomputed for its weights; with the recomputation off it holds Lightning's running averages."""
+    import torch
+
+    from seq_unet.checkpoint import load_module
+    from seq_unet.norm_stats import NormStatistics, batch_norms, recompute_norm_stats
+
+    work, common = tiny_work
+    train = work / "results" / "tiny" / "train"
+    agree = {}
+    for windows in (5, 0):
+        out = _run("train", *common, *TINY, f"callbacks.norm_stats.windows={windows}", "train.resume=false",
+                   cwd=work)
+        assert out.returncode == 0, out.stderr[-3000:]
+        for name in ("best.ckpt", "checkpoints/last.ckpt"):
+            module = load_module(train / name)
+            saved = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in batch_norms(module.net)]
+            assert saved
+            calibration = NormStatistics(str(work / "results" / "tiny" / "dataset"), windows=5, batch_size=4,
+                                         position_scale=None)
+            recompute_norm_stats(module.net, calibration.batches())
+            agree[windows, name] = all(
+                torch.allclose(m, bn.running_mean, atol=1e-5) and torch.allclose(v, bn.running_var, atol=1e-5)
+                for (m, v), bn in zip(saved, batch_norms(module.net)))
+    assert agree == {(5, "best.ckpt"): True, (5, "checkpoints/last.ckpt"): True,
+                     (0, "best.ckpt"): False, (0, "checkpoints/last.ckpt"): False}

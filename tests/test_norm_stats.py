@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seq_unet.io.bases import encode, one_hot, reverse_complement_codes

@@ -29,6 +29,17 @@ def conf_model(**changes) -> dict:
     return {**model, **changes}
 
 
+# The linear head without the bottleneck path: for tests of mechanisms that do not depend on the head
+# (stitching, Monte Carlo dropout, checkpoints, ...) on windows far shorter than the kinetic head's reach
+LINEAR = {"head": "linear", "coarse_head": False}
+LINEAR_OVERRIDES = [f"model.{k}={str(v).lower()}" for k, v in LINEAR.items()]
+
+
+def linear_model(**changes) -> dict:
+    """:func:`conf_model` with the linear head and no bottleneck path (:data:`LINEAR`), and ``changes``."""
+    return conf_model(**{**LINEAR, **changes})
+
+
 def unet_options(**changes) -> dict:
     """:class:`~seq_unet.model.unet.SeqUNet`'s keyword arguments from ``conf/model/unet.yaml``, with ``changes``."""
     return split_model_options(conf_model(**changes))[0]

@@ -26,6 +26,7 @@ from seq_unet.io.bases import encode, one_hot
 from seq_unet.io.bigwig_read import check_tracks_match_genome, open_bigwig, read_values, track_chrom_sizes
 from seq_unet.io.fasta import prepare_fasta
 from seq_unet.io.genome import Genome
+from tests.conf_values import LINEAR_OVERRIDES
 from tests.conftest import random_sequence, write_binned_bigwig, write_fasta
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
@@ -575,7 +576,8 @@ def _cli(tmp_path: Path, fasta: Path, track: Path, *args: str) -> subprocess.Com
         "test_chroms: [chrC]\nwindow_length: 4000\nstride: 4000\nmax_shift: 0\ntarget_resolution: 100\n"
         "min_valid_fraction: 0.5\n"
     )
-    overrides = ["data=bad", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
+    overrides = ["data=bad", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4",
+                 *LINEAR_OVERRIDES]
     return subprocess.run([EXE, *args, *overrides],
                           check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env=dict(os.environ, HYDRA_FULL_ERROR="0"))

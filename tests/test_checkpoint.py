@@ -24,9 +24,9 @@ from seq_unet.checkpoint import (
 from seq_unet.errors import InputError
 from seq_unet.io.genome import file_md5
 from seq_unet.lit import SeqUNetModule
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import LINEAR_OVERRIDES, linear_model, train_options
 
-MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 EXE = str(Path(sys.executable).parent / "seq-unet")
 
 
@@ -162,6 +162,7 @@ def test_predict_refuses_a_checkpoint_made_for_other_data(tiny_genome, tmp_path)
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrB]\n"
         "window_length: 4000\nstride: 2000\nmax_shift: 0\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n")
     common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4",
+              *LINEAR_OVERRIDES,
               "predict.device=cpu", "predict.out_dir=pred"]
     assert _run("genome", *common, cwd=tmp_path).returncode == 0
     genome_md5 = file_md5(tmp_path / "results/tiny/genome/genome.fa")

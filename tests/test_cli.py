@@ -11,6 +11,7 @@ import torch
 
 from seq_unet.cli.main import hydra_argv
 from seq_unet.training import resume_point
+from tests.conf_values import LINEAR_OVERRIDES
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 
@@ -38,7 +39,8 @@ def test_unknown_test_chromosome_is_a_clear_error(tiny_genome, tmp_path):
         "blacklist: null\nval_chroms: [chrC]\ntest_chroms: [chrZ]\n"
         "window_length: 4000\nstride: 2000\nmax_shift: 0\ntarget_resolution: 100\nmin_valid_fraction: 0.5\n"
     )
-    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
+    common = ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4",
+              *LINEAR_OVERRIDES]
     assert _run("genome", *common, cwd=tmp_path).returncode == 0
     out = _run("windows", *common, cwd=tmp_path)
     assert out.returncode == 2
@@ -89,9 +91,9 @@ def test_predict_a_new_genome_needs_only_a_fasta_and_a_checkpoint(tmp_path):
     import pytorch_lightning as pl
 
     from seq_unet.lit import SeqUNetModule
-    from tests.conf_values import conf_model, train_options
+    from tests.conf_values import linear_model, train_options
 
-    model = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+    model = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
     module = SeqUNetModule(tracks=["rt"], window_length=2048, target_resolution=100, target_mean=[1.5],
                            target_std=[0.3], model=model, **train_options())
     ckpt = tmp_path / "model.ckpt"

@@ -341,4 +341,5 @@ def test_an_ensemble_trains_one_member_per_seed_and_predicts_with_all(tiny):
     ckpts = [f"results/tiny/train/member{m}/best.ckpt" for m in range(3)]
     assert f"'predict.ckpt=[{','.join(ckpts)}]'" in predict
     outputs = re.search(r"rule predict:\n(?:.*\n)*?    output: (.*)\n", out.stdout).group(1).split(", ")
-    assert {Path(o).name for o in outputs} == {"gc.bw", "noisy.bw", "gc.std.bw", "noisy.std.bw"}
+    assert {Path(o).name for o in outputs} == {"gc.bw", "noisy.bw", "gc.std.bw", "noisy.std.bw", "gc.initiation.bw",
+                                               "noisy.initiation.bw"}  # the default kinetic head

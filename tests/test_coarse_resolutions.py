@@ -21,12 +21,12 @@ from seq_unet.lit import SeqUNetModule
 from seq_unet.model.geometry import Geometry
 from seq_unet.predict.forward import running_mean
 from seq_unet.predict.genome import _smooth_width, blend_width, window_crop
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import linear_model, train_options
 
 # (preset, target resolution, the window its comment names, bins per window)
 PRESETS = [("unet_5kb", 5_000, 2_000_000, 400), ("unet_50kb", 50_000, 5_000_000, 100)]
 # a small network whose downsampling product (100) divides a window of two 50-kb bins
-SMALL = conf_model(depth=2, pool=[10, 10], base_channels=4, max_channels=8, kernel_size=3, bottleneck_blocks=1,
+SMALL = linear_model(depth=2, pool=[10, 10], base_channels=4, max_channels=8, kernel_size=3, bottleneck_blocks=1,
                    dropout=0.0)
 
 
@@ -58,11 +58,13 @@ def test_an_override_of_the_evaluation_still_wins():
 
 
 @pytest.mark.parametrize("preset, resolution, window, bins", PRESETS)
-def test_a_preset_changes_only_the_downsampling_and_takes_its_windows(preset, resolution, window, bins):
+def test_a_preset_changes_the_downsampling_and_head_and_takes_its_windows(preset, resolution, window, bins):
     default = _compose(f"data.target_resolution={resolution}")
     cfg = _compose(f"model={preset}", f"data.target_resolution={resolution}", f"data.window_length={window}")
     a, b = OmegaConf.to_container(default.model), OmegaConf.to_container(cfg.model)
-    assert {k for k in a if a[k] != b[k]} == {"pool"}
+    # the downsampling, and the linear head without the bottleneck path (the kinetic head is sized for yeast)
+    assert {k for k in a if a[k] != b[k]} == {"pool", "head", "coarse_head"}
+    assert (b["head"], b["coarse_head"]) == ("linear", False)
     assert window // resolution == bins
     for length in (window, resolution, 3 * resolution, window + resolution):  # every multiple of the bin
         check_model_length(cfg, length)

@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
 from seq_unet.config import missing_values, register
+from tests.conf_values import LINEAR_OVERRIDES
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 GOOD = {"name": "tiny", "blacklist": None, "val_chroms": ["chrC"], "test_chroms": ["chrB"], "window_length": 4000,
@@ -29,7 +30,8 @@ def _data_config(tmp_path: Path, tiny_genome: dict, **changes) -> list[str]:
     conf = tmp_path / "conf" / "data"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "tiny.yaml").write_text(yaml.safe_dump(data))
-    return ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4"]
+    return ["data=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model.depth=2", "model.pool=4",
+            *LINEAR_OVERRIDES]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -31,14 +31,14 @@ from seq_unet.lit import SeqUNetModule
 from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.genome import predict_genome
 from seq_unet.training import resume_point
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import LINEAR_OVERRIDES, linear_model, train_options
 from tests.workflow_helpers import write_tiny_config
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
-MODEL = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5",
+MODEL = [*LINEAR_OVERRIDES, "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5",
          "model.bottleneck_blocks=2"]
 DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "train.batch_size=4",
        "train.early_stopping_patience=0", "train.num_workers=0"]
@@ -150,7 +150,7 @@ def one_thread(monkeypatch):
 
 def _module(padding: str, dropout: float) -> SeqUNetModule:
     torch.manual_seed(0)
-    model = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, padding=padding,
+    model = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, padding=padding,
                        dropout=dropout)
     window = geometry_from_config(model).nearest_valid_lengths(2048)[1]
     return SeqUNetModule(tracks=["a", "b"], window_length=window, target_resolution=100, target_mean=[1.0, 2.0],

@@ -24,7 +24,9 @@ from tests.conf_values import conf_model, train_options
 # where a relative tolerance means nothing)
 UNET = dict(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1, dropout=0.0, down="maxpool",
             skip="concat")
-KINETIC = dict(head="kinetic", kinetic=conf_model(kinetic=dict(bin_size=100, reach=1000))["kinetic"])
+# one rate track per track (shared_rates has a test of its own)
+KINETIC = dict(head="kinetic",
+               kinetic=conf_model(kinetic=dict(bin_size=100, reach=1000, shared_rates=False))["kinetic"])
 WINDOW = 4000  # a multiple of the U-Net's 16 and of the 100-bp bins
 
 

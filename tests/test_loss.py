@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from seq_unet.lit import SeqUNetModule
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import linear_model, train_options
 
-MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
+MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 
 # one window, two tracks, four 100-bp bins; predictions, targets and the mask of valid bins
 PRED = torch.tensor([[[0.0, 1.0, 2.0, 3.0],

@@ -280,7 +280,8 @@ def test_delta_input_lands_at_its_own_coordinates(padding, up):
     base a_t = 2, 6, 14 (0 with same padding) and has cells of J_t = 1, 2, 4 bases.
     """
     net = _net(1, depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=1, bottleneck_kernel=3,
-               norm="none", merge_norm="none", skip="concat", skip_project=True, dropout=0.0, up=up, padding=padding)
+               norm="none", merge_norm="none", skip="concat", skip_project=True, dropout=0.0, up=up, padding=padding,
+               coarse_head=padding == "same")
     length = 96
     off = {"same": 0, "valid": 24 if up == "transpose" else 27}[padding]
     assert net.geometry.offset(length) == off

@@ -16,7 +16,8 @@ SMALL = dict(base_channels=8, kernel_size=5, bottleneck_blocks=2, dropout=0.0)
 @pytest.mark.parametrize("skip", ["concat", "add", "none"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_output_shape(depth, pool, skip, padding):
-    net = SeqUNet(n_tracks=3, **unet_options(depth=depth, pool=pool, skip=skip, padding=padding, **SMALL)).eval()
+    net = SeqUNet(n_tracks=3, **unet_options(depth=depth, pool=pool, skip=skip, padding=padding,
+                                             coarse_head=padding == "same", **SMALL)).eval()
     g = net.geometry
     length = g.nearest_valid_lengths(g.multiple * 20)[1]
     y = net(torch.randn(2, 4, length))
@@ -33,7 +34,8 @@ def test_output_shape(depth, pool, skip, padding):
 @pytest.mark.parametrize("merge_norm", ["after", "before", "none"])
 def test_every_variant_runs_and_learns_shapes(up, down, padding, merge_norm):
     net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=4, base_channels=8, kernel_size=3, up=up, down=down,
-                                             padding=padding, merge_norm=merge_norm, bottleneck_blocks=1)).train()
+                                             padding=padding, merge_norm=merge_norm, bottleneck_blocks=1,
+                                             coarse_head=padding == "same")).train()
     length = net.geometry.nearest_valid_lengths(200)[1]
     y = net(torch.randn(2, 4, length))
     y.mean().backward()
@@ -46,7 +48,7 @@ def test_valid_geometry_predicts_exactly_the_lengths_the_network_takes(up):
     """The configuration-only arithmetic agrees with the real network for every length tried."""
     kw = dict(depth=2, pool=[2, 4], kernel_size=3, bottleneck_blocks=2, bottleneck_kernel=3, dilation_growth=2, up=up,
               padding="valid")
-    net = SeqUNet(n_tracks=1, **unet_options(base_channels=8, dropout=0.0, **kw)).eval()
+    net = SeqUNet(n_tracks=1, **unet_options(base_channels=8, dropout=0.0, coarse_head=False, **kw)).eval()
     g = geometry_from_config(kw)
     assert g == net.geometry
     accepted = 0
@@ -98,7 +100,8 @@ def test_receptive_field_bounds_the_influence(padding):
     """An output base must not depend on input farther away than the receptive field."""
     torch.manual_seed(0)
     net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=2, base_channels=8, kernel_size=3, bottleneck_blocks=2,
-                                             norm="none", dropout=0.0, down="conv", padding=padding)).double().eval()
+                                             norm="none", dropout=0.0, down="conv", padding=padding,
+                                             coarse_head=padding == "same")).double().eval()
     rf = net.receptive_field
     length = net.geometry.nearest_valid_lengths(4 * rf)[1]
     x = torch.randn(1, 4, length, dtype=torch.double, requires_grad=True)

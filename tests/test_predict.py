@@ -14,10 +14,10 @@ from seq_unet.model.unet import geometry_from_config
 from seq_unet.predict.forward import load_model, predict_batch
 from seq_unet.predict.genome import predict_genome
 from seq_unet.predict.tiling import plan_windows
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import linear_model, train_options
 from tests.conftest import random_sequence, write_fasta
 
-MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _module(padding: str, dropout: float, window: int = 2048) -> SeqUNetModule:

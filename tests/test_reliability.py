@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from seq_unet.errors import InputError
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import LINEAR_OVERRIDES, linear_model, train_options
 from tests.workflow_helpers import TINY_OVERRIDES, failure_logs, snakemake_cmd, write_tiny_config
 from tests.workflow_helpers import run_snakemake as _snakemake
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
-MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _md5(path: Path) -> str:
@@ -201,7 +201,8 @@ def _limit_file_size(limit: int):
 def test_a_write_that_fails_midway_is_a_clear_error_and_leaves_nothing(tiny_genome, tmp_path):
     """Files may not grow past 1 kB (RLIMIT_FSIZE: the write fails with EFBIG, as a full disk fails with ENOSPC)."""
     conf = write_tiny_config(tmp_path, tiny_genome)
-    common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4"]
+    common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4",
+              *LINEAR_OVERRIDES]
     assert subprocess.run([EXE, "genome", *common], cwd=tmp_path, capture_output=True).returncode == 0
     # Hydra writes its record of the run (.hydra/config.yaml ...) first
     out = subprocess.run([EXE, "windows", *common], cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -260,7 +261,8 @@ def test_a_really_full_disk(tiny_genome, tiny_prepared, tmp_path):
             except OSError:
                 pass
         conf = write_tiny_config(tmp_path, tiny_genome)
-        common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4"]
+        common = ["data=tiny", f"hydra.searchpath=[file://{conf}]", "model.depth=2", "model.pool=4",
+              *LINEAR_OVERRIDES]
         assert subprocess.run([EXE, "genome", *common], cwd=tmp_path, capture_output=True).returncode == 0
         windows = disk / "windows.tsv"
         out = subprocess.run([EXE, "windows", *common, f"paths.windows={windows}"], cwd=tmp_path,

@@ -12,7 +12,7 @@ import yaml
 
 from seq_unet.evaluate.sweep import summarise, variant_labels
 from seq_unet.lit import SeqUNetModule
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import linear_model, train_options
 
 
 def test_variant_labels_keep_only_what_differs():
@@ -27,7 +27,7 @@ def _fake_run(run, skip: str, seed: int, window: int = 2048) -> None:
     """A finished run folder as `seq-unet train -m` leaves it (untrained weights; max-pooling, whose untrained
     network varies along the genome even without skips, so that every run has a Pearson)."""
     torch.manual_seed(seed)
-    model = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1, skip=skip, dropout=0.0,
+    model = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=1, skip=skip, dropout=0.0,
                        down="maxpool")
     m = SeqUNetModule(tracks=["gc", "noisy"], window_length=window, target_resolution=100, target_mean=[0.5, 2.5],
                       target_std=[0.1, 0.1], model=model, **train_options())

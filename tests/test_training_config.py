@@ -19,10 +19,10 @@ from seq_unet.config import register
 from seq_unet.errors import InputError
 from seq_unet.lit import SeqUNetModule
 from seq_unet.training import _callbacks, _loggers
-from tests.conf_values import conf_model, train_options
+from tests.conf_values import LINEAR_OVERRIDES, linear_model, train_options
 from tests.workflow_helpers import write_tiny_config
 
-MODEL = conf_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
+MODEL = linear_model(depth=2, pool=4, base_channels=8, kernel_size=5, bottleneck_blocks=2)
 
 
 def _schedule(total: int, **kw) -> list[float]:
@@ -66,7 +66,8 @@ def _compose(*overrides: str):
 
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
-TINY = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
+TINY = [*LINEAR_OVERRIDES,
+        "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
         "trainer.max_epochs=2", "train.batch_size=4", "train.num_workers=0", "train.select_on=windows"]
 
 

@@ -19,11 +19,12 @@ from hydra import compose, initialize_config_dir
 
 from seq_unet.cli.main import config_dir
 from seq_unet.config import register
+from tests.conf_values import LINEAR_OVERRIDES
 from tests.workflow_helpers import write_tiny_config
 
 EXE = str(Path(sys.executable).parent / "seq-unet")
 TINY_MODEL = ["model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5",
-              "model.bottleneck_blocks=2"]
+              "model.bottleneck_blocks=2", *LINEAR_OVERRIDES]  # slices drop the leading depth
 TINY_TRAIN = ["trainer.max_epochs=2", "train.batch_size=4", "train.early_stopping_patience=0"]
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 

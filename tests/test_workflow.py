@@ -46,7 +46,10 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
 
     model = load_module(res / "train" / "best.ckpt")
     assert model.tracks == ["gc", "noisy"] and model.hparams.window_length == 4000
-    assert model.net(torch.zeros(1, 4, 4000)).shape == (1, 2, 4000)
+    # the default kinetic head: one initiation-rate track shared by both tracks, per-base values for each
+    assert model.hparams.model["head"] == "kinetic" and model.net(torch.zeros(1, 4, 4000)).shape == (1, 1, 4000)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 4, 4000)).shape == (1, 2, 4000)
     prov = read_checkpoint(res / "train" / "best.ckpt")[KEY]
     manifest = json.loads((res / "dataset" / "manifest.json").read_text())
     assert prov["version"] == manifest["seq_unet_version"] == __version__
@@ -77,13 +80,16 @@ def test_snakemake_end_to_end(tiny_genome, tmp_path):
         assert (session.parent / r.get("path")).resolve().exists(), r.get("path")
     names = {r.get("name") for r in root.iter("Resource")}
     assert {"gc predicted", "gc uncertainty (sd)", "gc measured"} <= names, names
+    assert {n for n in names if "initiation" in n} == {"gc initiation rate (per min and kb)",
+                                                       "noisy initiation rate (per min and kb)"}, names
     # the track hub: an assembly hub (the tiny genome is no UCSC assembly) whose paths all resolve
     hub = res / "browser" / "hub"
     genomes = dict(line.split(" ", 1) for line in (hub / "genomes.txt").read_text().splitlines() if line)
     assert (hub / genomes["twoBitPath"]).stat().st_size > 0
     urls = [line.split(" ", 1)[1] for line in (hub / genomes["trackDb"]).read_text().splitlines()
             if line.startswith("bigDataUrl ")]
-    assert len(urls) == 6 and all((hub / genomes["trackDb"]).parent.joinpath(u).resolve().is_file() for u in urls)
+    # predicted, uncertainty, initiation rate and measured, for each of the two tracks
+    assert len(urls) == 8 and all((hub / genomes["trackDb"]).parent.joinpath(u).resolve().is_file() for u in urls)
 
     # a second run right after a complete run has nothing to do
     again = _snakemake(work, tmp_path / "conf", "--dry-run")

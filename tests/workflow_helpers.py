@@ -11,6 +11,7 @@ from tests.conftest import REPO
 
 TINY_OVERRIDES = [
     "model.depth=2", "model.pool=4", "model.base_channels=8", "model.kernel_size=5", "model.bottleneck_blocks=2",
+    "model.kinetic.bin_size=100", "model.kinetic.reach=1000",  # the default kinetic head, sized for 4-kb windows
     "trainer.max_epochs=2", "train.batch_size=4", "train.early_stopping_patience=0", "predict.batch_size=8",
 ]  # the evaluation follows data.target_resolution (100): scored at 100 and 1000 bp, baselines in 100-bp bins
 

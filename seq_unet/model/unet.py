@@ -34,7 +34,8 @@ def level_channels(base_channels: int, growth: float, depth: int, max_channels: 
 def _coarse_head(channels: int, n_tracks: int, padding: str) -> nn.Conv1d:
     """The bottleneck-to-outputs 1x1 convolution of ``coarse_head``, zero so the network starts as without it."""
     if padding != "same":
-        raise ValueError("model.coarse_head needs model.padding: same (the bottleneck then spans the output exactly)")
+        raise ValueError("model.coarse_head needs model.padding: same (the bottleneck then spans the output exactly); "
+                         "with padding: valid set model.coarse_head=false")
     conv = nn.Conv1d(channels, n_tracks, 1)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)

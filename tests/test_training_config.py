@@ -85,7 +85,7 @@ def test_the_default_callbacks_are_the_former_ones(tmp_path):
     assert _kinds(callbacks) == ["ModelCheckpoint", "ModelCheckpoint", "LearningRateMonitor", "NormStatistics",
                                  "EarlyStopping"]
     assert callbacks[0] is best and best.save_top_k == 1 and best.monitor == "val/pearson"
-    assert callbacks[2].logging_interval == "epoch" and callbacks[3].windows == 64 and callbacks[4].patience == 15
+    assert callbacks[2].logging_interval == "epoch" and callbacks[3].windows == 32 and callbacks[4].patience == 15
     _, callbacks = _callbacks(_compose(), tmp_path)  # selection on the genome: its validation comes first
     assert _kinds(callbacks)[0] == "GenomeValidation" and callbacks[1].monitor == "val/genome_pearson"
 

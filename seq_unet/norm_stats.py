@@ -24,6 +24,7 @@ from torch import nn
 
 from seq_unet.data.store import WindowDataset
 from seq_unet.errors import InputError
+from seq_unet.model.inputs import reverse_complement_input
 
 
 def batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -62,14 +63,6 @@ def recompute_norm_stats(net: nn.Module, batches: Iterable[torch.Tensor]) -> int
     return len(norms)
 
 
-def reverse_complement_input(x: torch.Tensor) -> torch.Tensor:
-    """The reverse strand of a one-hot input ``(channels, length)``: A<->T and C<->G (channels 0-3 in
-    ACGT order, reversed), every channel read backwards (an extra position channel only reverses)."""
-    out = x.flip(-1).clone()
-    out[:4] = out[:4].flip(0)
-    return out
-
-
 class NormStatistics(pl.Callback):
     """Before every validation, recompute the model's batch-norm statistics from ``windows`` training windows.
 
@@ -98,8 +91,10 @@ class NormStatistics(pl.Callback):
         ds = self._dataset
         picks = np.unique(np.linspace(0, len(ds) - 1, min(self.windows, len(ds))).round().astype(int))
         for b in range(0, len(picks), self.batch_size):
-            xs = [ds[int(i)]["x"] for i in picks[b : b + self.batch_size]]
-            yield torch.stack([reverse_complement_input(x) if (b + k) % 2 else x for k, x in enumerate(xs)])
+            x = torch.stack([ds[int(i)]["x"] for i in picks[b : b + self.batch_size]])
+            odd = (torch.arange(len(x)) + b) % 2 == 1  # every second window of the whole set
+            x[odd] = reverse_complement_input(x[odd])
+            yield x
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.windows == 0 or not batch_norms(module.net):

@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from seq_unet.io.bases import encode, one_hot, reverse_complement_codes
-from seq_unet.norm_stats import recompute_norm_stats, reverse_complement_input
+from seq_unet.model.inputs import reverse_complement_input as reverse_complement_batch
+from seq_unet.norm_stats import recompute_norm_stats
+
+
+def reverse_complement_input(x: torch.Tensor) -> torch.Tensor:
+    """The calibration windows' reverse strand (seq_unet.model.inputs), for one window ``(channels, length)``."""
+    return reverse_complement_batch(x[None])[0]
 
 
 def _net() -> nn.Sequential:

@@ -38,7 +38,8 @@ KEY = "seq_unet"
 # setting's value before it became one): such a checkpoint is read as if it held them. These record
 # the past, not the configuration's current values (conf/), which may differ.
 EARLIER_SETTINGS = {"warmup_start_factor": 0.01, "min_lr_ratio": 0.01}
-EARLIER_MODEL_OPTIONS = {"head": "linear", "position_scale": None, "coarse_head": False}
+EARLIER_MODEL_OPTIONS = {"head": "linear", "position_scale": None, "coarse_head": False, "motif_channels": 0,
+                         "motif_kernel": 15}
 
 
 def make_provenance(config: dict, manifest: dict, dataset_md5: str) -> dict:

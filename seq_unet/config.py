@@ -103,6 +103,8 @@ class ModelConfig:
     dropout: float = MISSING
     checkpointing: bool = MISSING
     coarse_head: bool = MISSING
+    motif_channels: int = MISSING
+    motif_kernel: int = MISSING
 
 
 @dataclass

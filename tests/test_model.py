@@ -155,3 +155,45 @@ def test_coarse_head_starts_as_the_plain_network_then_learns_per_bottleneck_posi
 def test_coarse_head_needs_same_padding():
     with pytest.raises(ValueError, match="coarse_head needs model.padding: same"):
         SeqUNet(n_tracks=1, **unet_options(depth=2, pool=4, padding="valid", coarse_head=True))
+
+
+def test_motif_scanner_keeps_a_motif_hit_through_the_first_pooling_wherever_it_sits():
+    """Max-pooling: one motif hit gives the same pooled value at any offset inside its pooled stretch,
+    where average pooling over 16 bases would dilute it; the network's lengths and reach stay the same."""
+    from seq_unet.model.unet import MotifScanner
+
+    scan = MotifScanner(4, 1, 5, 16, "none", "same", stem_kernel=5).eval()
+    motif = torch.tensor([0, 3, 3, 3, 0])  # ATTTA
+    with torch.no_grad():
+        scan.body[0].weight.copy_(2 * torch.nn.functional.one_hot(motif, 4).T.float()[None] - 1)
+        scan.body[0].bias.fill_(-4.0)  # fires (value 1) on the full match only
+    values = []
+    for start in range(16, 27):  # every offset inside the second stretch of 16 bases
+        seq = torch.full((64,), 2)  # G
+        seq[start:start + 5] = motif
+        y = scan(torch.nn.functional.one_hot(seq, 4).T.float()[None])[0, 0]
+        assert y.tolist() == [0.0, 1.0, 0.0, 0.0], (start, y)
+        values.append(y[1].item())
+    assert set(values) == {1.0}
+
+    small = dict(depth=2, pool=[16, 4], base_channels=8, kernel_size=5, bottleneck_blocks=1, dropout=0.0)
+    plain = SeqUNet(n_tracks=2, **unet_options(**small)).eval()
+    net = SeqUNet(n_tracks=2, **unet_options(**small, motif_channels=6, motif_kernel=9)).train()
+    assert net.geometry == plain.geometry and net.receptive_field == plain.receptive_field
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (2, 512)), 4).float().transpose(1, 2)
+    y = net(x)
+    assert y.shape == (2, 2, 512)
+    y.sum().backward()
+    assert net.motifs.body[0].weight.grad.abs().sum() > 0  # the scanner's features reach the output
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(padding="valid"), "motif_channels needs model.padding: same"),
+    (dict(motif_kernel=11), "motif_kernel must be odd and at most 9"),
+    (dict(motif_kernel=4), "motif_kernel must be odd"),
+])
+def test_motif_scanner_refuses_what_would_change_the_geometry(change, message):
+    opts = dict(depth=2, pool=4, kernel_size=5, motif_channels=4, motif_kernel=9, coarse_head=False)
+    opts.update(change)
+    with pytest.raises(ValueError, match=message):
+        SeqUNet(n_tracks=1, **unet_options(**opts))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down
+from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down, make_norm
 from seq_unet.model.geometry import Geometry
 
 
@@ -40,6 +40,35 @@ def _coarse_head(channels: int, n_tracks: int, padding: str) -> nn.Conv1d:
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv
+
+
+class MotifScanner(nn.Module):
+    """A bank of motif detectors read at full resolution and max-pooled to the first level.
+
+    ``channels`` filters of ``kernel`` bases (conv -> norm -> ReLU), then the maximum over each
+    pooled stretch: a motif's presence survives the first downsampling, which averaging over
+    ``pool`` bases would dilute. Its features join the stem's at the first encoder level.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel: int, pool: int, norm: str, padding: str,
+                 stem_kernel: int):
+        super().__init__()
+        if padding != "same":
+            raise ValueError("model.motif_channels needs model.padding: same; with padding: valid set "
+                             "model.motif_channels=0")
+        reach = 2 * stem_kernel - 1  # the stem block's receptive field: the geometry's does not grow
+        if kernel < 1 or kernel % 2 != 1 or kernel > reach:
+            raise ValueError(f"model.motif_kernel must be odd and at most {reach} (the receptive field of the "
+                             f"stem block, 2 * model.kernel_size - 1), got {kernel}")
+        self.body = nn.Sequential(
+            nn.Conv1d(in_channels, channels, kernel, padding=kernel // 2),
+            make_norm(norm, channels),
+            nn.ReLU(),
+            nn.MaxPool1d(pool),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
 
 class SeqUNet(nn.Module):
@@ -74,6 +103,9 @@ class SeqUNet(nn.Module):
             at zero) and add them, repeated over the bases each bottleneck position stands for, to the
             per-base head: the context-seeing bottleneck gets a one-layer path to the loss instead of
             one through every decoder level (``padding: same`` only).
+        motif_channels: filters of a :class:`MotifScanner` whose max-pooled features join the first
+            encoder level (0: none; ``padding: same`` only).
+        motif_kernel: their width in bases (odd, at most ``2 * kernel_size - 1``).
 
     Shapes:
         ``forward(x)``: ``x`` one-hot ``(batch, 4, length)`` float32 ->
@@ -104,6 +136,8 @@ class SeqUNet(nn.Module):
         dropout: float,
         checkpointing: bool,
         coarse_head: bool,
+        motif_channels: int,
+        motif_kernel: int,
         in_channels: int = 4,
     ):
         super().__init__()
@@ -119,8 +153,11 @@ class SeqUNet(nn.Module):
 
         self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm, padding=padding)
         self.downs = nn.ModuleList(make_down(down, chans[i], f) for i, f in enumerate(self.factors))
+        self.motifs = (MotifScanner(in_channels, motif_channels, motif_kernel, self.factors[0], norm, padding,
+                                    kernel_size) if motif_channels else None)
+        extra = [motif_channels] + [0] * (depth - 1)
         self.encoders = nn.ModuleList(
-            ConvBlock(chans[i], chans[i + 1], kernel_size, norm, dropout, padding) for i in range(depth)
+            ConvBlock(chans[i] + extra[i], chans[i + 1], kernel_size, norm, dropout, padding) for i in range(depth)
         )
         self.bottleneck = nn.Sequential(
             *(
@@ -158,9 +195,12 @@ class SeqUNet(nn.Module):
         self.geometry.check(x.shape[-1])
         h = self._run(self.stem, x)
         skips = []
-        for down, enc in zip(self.downs, self.encoders):
+        for level, (down, enc) in enumerate(zip(self.downs, self.encoders)):
             skips.append(h)
-            h = self._run(enc, down(h))
+            h = down(h)
+            if level == 0 and self.motifs is not None:
+                h = torch.cat([h, self._run(self.motifs, x)], dim=1)
+            h = self._run(enc, h)
         h = self.bottleneck(h)
         coarse = None if self.coarse is None else self.coarse(h)
         for i in reversed(range(self.depth)):

@@ -146,11 +146,8 @@ class SeqUNet(nn.Module):
         self.depth = depth
         self.geometry = Geometry.from_options(depth, pool, kernel_size, bottleneck_blocks, bottleneck_kernel,
                                              dilation_growth, up, padding)
-        self.factors = list(self.geometry.factors)
-        self.checkpointing = checkpointing
-        chans = level_channels(base_channels, channel_growth, depth, max_channels)
-        self.channels = chans
-
+        self.factors, self.checkpointing = list(self.geometry.factors), checkpointing
+        self.channels = chans = level_channels(base_channels, channel_growth, depth, max_channels)
         self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm, padding=padding)
         self.downs = nn.ModuleList(make_down(down, chans[i], f) for i, f in enumerate(self.factors))
         self.motifs = (MotifScanner(in_channels, motif_channels, motif_kernel, self.factors[0], norm, padding,
@@ -159,12 +156,8 @@ class SeqUNet(nn.Module):
         self.encoders = nn.ModuleList(
             ConvBlock(chans[i] + extra[i], chans[i + 1], kernel_size, norm, dropout, padding) for i in range(depth)
         )
-        self.bottleneck = nn.Sequential(
-            *(
-                DilatedResidualBlock(chans[depth], bottleneck_kernel, d, norm, dropout, padding)
-                for d in self.geometry.dilations
-            )
-        )
+        self.bottleneck = nn.Sequential(*(DilatedResidualBlock(chans[depth], bottleneck_kernel, d, norm, dropout,
+                                                               padding) for d in self.geometry.dilations))
         self.ups = nn.ModuleList(
             Up(up, chans[i + 1], chans[i], f, kernel_size, padding) for i, f in enumerate(self.factors)
         )

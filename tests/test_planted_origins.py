@@ -16,6 +16,7 @@ window edges, the stitching or the initiation track break.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,8 +95,14 @@ def _seq_unet(step: str, planted: dict, *overrides: str, out: str) -> None:
 
 
 def _trained(planted: dict, name: str, *overrides: str) -> Path:
+    """Train and predict with ``overrides`` in ``<dir>/<name>``, on the dataset both heads share."""
+    prepared = planted["dir"] / "prepared"
+    if not prepared.is_dir():  # the windows and the dataset do not depend on the head (the kinetic
+        for step in ("genome", "windows", "extract"):  # settings: their window-length check is the stricter)
+            _seq_unet(step, planted, *KINETIC, out=str(prepared))
     out = planted["dir"] / name
-    for step in ("genome", "windows", "extract", "train", "predict"):
+    shutil.copytree(prepared, out)
+    for step in ("train", "predict"):
         _seq_unet(step, planted, *overrides, out=str(out))
     return out / "predictions"
 

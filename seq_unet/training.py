@@ -80,16 +80,16 @@ def train(cfg: DictConfig) -> float:
         log.setLevel(logging.WARNING)  # rank 0 reports
     log.info("SeqUNet: %d parameters, channels %s, receptive field %d bp, window %d bp",
              n_params, module.net.channels, module.net.receptive_field, m["window_length"])
-    # the genome-wide validation score (GenomeValidation) is computed by rank 0 alone and logged as a plain value;
-    # the window-level metrics are logged as torchmetrics objects, which Lightning does not warn about
-    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('val/.*sync_dist=True")
     resume = resume_point(ckpt_dir / "last.ckpt", dict(module.hparams), move_stale=rank == 0) \
         if cfg.train.resume else None
     metrics_csv = out / "logs" / "metrics.csv"
     if resume and rank == 0:
         keep_metrics_before(resume.epoch, metrics_csv)
     t0 = time.time()
-    with _distributed_run():
+    with _distributed_run(), warnings.catch_warnings():
+        # the genome-wide validation score (GenomeValidation) is computed by rank 0 alone and logged as a plain
+        # value; the window-level metrics are logged as torchmetrics objects, which Lightning does not warn about
+        warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('val/.*sync_dist=True")
         trainer.fit(module, datamodule=dm, ckpt_path=resume.path if resume else None, weights_only=True)
     if trainer.is_global_zero:
         merge_resumed_metrics(metrics_csv)

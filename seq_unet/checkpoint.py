@@ -39,7 +39,7 @@ KEY = "seq_unet"
 # the past, not the configuration's current values (conf/), which may differ.
 EARLIER_SETTINGS = {"warmup_start_factor": 0.01, "min_lr_ratio": 0.01}
 EARLIER_MODEL_OPTIONS = {"head": "linear", "position_scale": None, "coarse_head": False, "motif_channels": 0,
-                         "motif_kernel": 15}
+                         "motif_kernel": 15, "motif_init": []}
 
 
 def make_provenance(config: dict, manifest: dict, dataset_md5: str) -> dict:

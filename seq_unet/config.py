@@ -105,6 +105,7 @@ class ModelConfig:
     coarse_head: bool = MISSING
     motif_channels: int = MISSING
     motif_kernel: int = MISSING
+    motif_init: List[str] = MISSING
 
 
 @dataclass

@@ -197,3 +197,37 @@ def test_motif_scanner_refuses_what_would_change_the_geometry(change, message):
     opts.update(change)
     with pytest.raises(ValueError, match=message):
         SeqUNet(n_tracks=1, **unet_options(**opts))
+
+
+def test_motif_init_starts_detectors_on_the_consensus_of_both_strands():
+    """A detector started from ``WTTTAYRTTTW`` scores an exact ACS highest, on either strand; the rest stay random."""
+    from seq_unet.motifs import reverse_complement
+
+    net = SeqUNet(n_tracks=1, **unet_options(depth=2, pool=[16, 4], kernel_size=9, motif_channels=4, motif_kernel=15,
+                                             motif_init=["WTTTAYRTTTW"], coarse_head=False))
+    conv = net.motifs.body[0]
+    rng = torch.Generator().manual_seed(0)
+    for site, filt in (("ATTTACATTTA", 0), (reverse_complement("ATTTACATTTA"), 1)):
+        seq = torch.randint(0, 4, (400,), generator=rng)
+        seq[200:211] = torch.tensor(["ACGT".index(b) for b in site])
+        x = torch.nn.functional.one_hot(seq, 4).T.float()[None]
+        scores = conv(x)[0]
+        assert int(scores[filt].argmax()) == 205  # the centre of the planted site
+        assert scores[filt, 205] > scores[filt].topk(2).values[1] + 3  # a mismatch costs about 4
+    assert net.motifs.body[1].bias[:2].tolist() == [-3.0, -3.0]  # only strong matches pass the ReLU at first
+    assert net.motifs.body[1].bias[2:].tolist() == [0.0, 0.0]
+    assert conv.weight[2:].abs().max() < 1  # the random ones
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(motif_channels=0), "motif_init needs motif detectors"),
+    (dict(motif_channels=3), "needs 4 filters"),
+    (dict(motif_init=["WTTTAYRTTTWWTTTAYRTTTW"]), "22 bp, longer than model.motif_kernel=15"),
+    (dict(motif_init=["WTTTAXRTTTW"]), r"letters \['X'\]"),
+])
+def test_motif_init_refusals_name_the_value(change, message):
+    opts = dict(depth=2, pool=[16, 4], kernel_size=9, motif_channels=4, motif_kernel=15, coarse_head=False,
+                motif_init=["WTTTAYRTTTW", "GTAAACA"])
+    opts.update(change)
+    with pytest.raises(ValueError, match=message):
+        SeqUNet(n_tracks=1, **unet_options(**opts))

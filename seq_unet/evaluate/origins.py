@@ -18,11 +18,9 @@ import numpy as np
 
 from seq_unet.io.bigwig_read import open_bigwig, read_values
 from seq_unet.io.genome import Genome
+from seq_unet.motifs import both_strands, regex
 
 ACS = "WTTTAYRTTTW"
-_IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "W": "[AT]", "S": "[CG]", "R": "[AG]", "Y": "[CT]",
-          "K": "[GT]", "M": "[AC]", "N": "[ACGT]"}
-_COMPLEMENT = str.maketrans("ACGTWSRYKMN", "TGCAWSYRMKN")
 _LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
 
 
@@ -30,8 +28,8 @@ def motif_positions(sequence: str, motif: str = ACS) -> np.ndarray:
     """Centres of the exact matches of an IUPAC ``motif`` on either strand of ``sequence`` (sorted, unique)."""
     seq = sequence.upper()
     hits = set()
-    for m in {motif, motif.translate(_COMPLEMENT)[::-1]}:
-        pattern = re.compile("(?=" + "".join(_IUPAC[c] for c in m) + ")")
+    for m in both_strands([motif]):
+        pattern = re.compile("(?=" + regex(m) + ")")
         hits.update(h.start() + len(m) // 2 for h in pattern.finditer(seq))
     return np.array(sorted(hits), dtype=np.int64)
 

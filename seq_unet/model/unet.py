@@ -18,6 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from seq_unet.model.blocks import ConvBlock, DilatedResidualBlock, SkipMerge, Up, make_down, make_norm
 from seq_unet.model.geometry import Geometry
+from seq_unet.motifs import both_strands, check_motif, log_odds
 
 
 def level_channels(base_channels: int, growth: float, depth: int, max_channels: int | None = None) -> list[int]:
@@ -51,7 +52,7 @@ class MotifScanner(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: int, kernel: int, pool: int, norm: str, padding: str,
-                 stem_kernel: int):
+                 stem_kernel: int, init: Sequence[str] = ()):
         super().__init__()
         if padding != "same":
             raise ValueError("model.motif_channels needs model.padding: same; with padding: valid set "
@@ -66,6 +67,33 @@ class MotifScanner(nn.Module):
             nn.ReLU(),
             nn.MaxPool1d(pool),
         )
+        if init:
+            self.start_from(init, in_channels)
+
+    @torch.no_grad()
+    def start_from(self, motifs: Sequence[str], in_channels: int, threshold: float = 3.0) -> None:
+        """Set the first filters to the log-odds weights of ``motifs`` and their reverse complements.
+
+        Each consensus (and its other strand, unless palindromic) takes one filter, centred, with
+        zero bias; the filters after them keep their random start. With batch normalisation the
+        filter's shift starts at ``-threshold``, so that it passes only scores about ``threshold``
+        standard deviations above the mean: strong matches, not the background.
+        """
+        conv, norm = self.body[0], self.body[1]
+        kernel = conv.kernel_size[0]
+        strands = both_strands(check_motif(m, "model.motif_init entry") for m in motifs)
+        if len(strands) > conv.out_channels:
+            raise ValueError(f"model.motif_init needs {len(strands)} filters (each motif and its reverse "
+                             f"complement: {strands}), more than model.motif_channels={conv.out_channels}")
+        for i, m in enumerate(strands):
+            if len(m) > kernel:
+                raise ValueError(f"model.motif_init entry {m!r} is {len(m)} bp, longer than "
+                                 f"model.motif_kernel={kernel}")
+            conv.weight[i].zero_()
+            conv.weight[i, :4] = torch.from_numpy(log_odds(m, kernel))
+            conv.bias[i] = 0.0
+            if isinstance(norm, nn.BatchNorm1d):
+                norm.bias[i] = -threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -106,6 +134,8 @@ class SeqUNet(nn.Module):
         motif_channels: filters of a :class:`MotifScanner` whose max-pooled features join the first
             encoder level (0: none; ``padding: same`` only).
         motif_kernel: their width in bases (odd, at most ``2 * kernel_size - 1``).
+        motif_init: IUPAC consensus motifs the first detectors start from, each on both strands
+            (:meth:`MotifScanner.start_from`); empty: all start at random.
 
     Shapes:
         ``forward(x)``: ``x`` one-hot ``(batch, 4, length)`` float32 ->
@@ -138,6 +168,7 @@ class SeqUNet(nn.Module):
         coarse_head: bool,
         motif_channels: int,
         motif_kernel: int,
+        motif_init: Sequence[str],
         in_channels: int = 4,
     ):
         super().__init__()
@@ -150,8 +181,10 @@ class SeqUNet(nn.Module):
         self.channels = chans = level_channels(base_channels, channel_growth, depth, max_channels)
         self.stem = ConvBlock(in_channels, chans[0], kernel_size, norm, padding=padding)
         self.downs = nn.ModuleList(make_down(down, chans[i], f) for i, f in enumerate(self.factors))
+        if motif_init and not motif_channels:
+            raise ValueError("model.motif_init needs motif detectors: set model.motif_channels > 0")
         self.motifs = (MotifScanner(in_channels, motif_channels, motif_kernel, self.factors[0], norm, padding,
-                                    kernel_size) if motif_channels else None)
+                                    kernel_size, tuple(motif_init)) if motif_channels else None)
         extra = [motif_channels] + [0] * (depth - 1)
         self.encoders = nn.ModuleList(
             ConvBlock(chans[i] + extra[i], chans[i + 1], kernel_size, norm, dropout, padding) for i in range(depth)

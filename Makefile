@@ -12,6 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 CORES  ?= 2
+TEST_WORKERS ?= $(CORES)   # pytest-xdist workers of make test (one thread each); 0: one process
 BIN     = $(VENV)/bin
 
 .PHONY: install demo test test-fast lint clean browser-deps
@@ -38,11 +39,11 @@ browser-deps:
 	else echo "browser-deps: npm not found; igv.js for the browser test not installed"; fi
 
 test: install browser-deps lint
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # the inner loop: everything but the end-to-end runs that train models or run Snakemake
 test-fast: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,15 @@ import pyBigWig
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in pytest-xdist workers, one per core: each worker's torch (and
+    # every process it starts, unless a test pins its own count) then uses one thread, so that the
+    # workers share the cores instead of oversubscribing them.
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # chrD is shorter than the test window (4000 bp) on purpose
 TINY_SIZES = {"chrA": 40_000, "chrB": 24_000, "chrC": 16_000, "chrD": 3_000}

@@ -110,3 +110,14 @@ def tiny_prepared(tiny_genome, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "genome.fa"
     prepare_fasta(tiny_genome["fasta"], out)
     return out
+
+
+# The files that take longest, longest first. Under pytest-xdist (`make test`) whole files go to the
+# workers in collection order, so starting these first keeps one of them from running alone at the end.
+LONGEST_FIRST = ("test_planted_origins.py", "test_workflow.py", "test_cluster.py", "test_reliability.py",
+                 "test_workflow_rerun.py", "test_mechanisms.py", "test_distributed.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: the rest keep their order

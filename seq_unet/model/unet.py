@@ -68,10 +68,10 @@ class MotifScanner(nn.Module):
             nn.MaxPool1d(pool),
         )
         if init:
-            self.start_from(init, in_channels)
+            self.start_from(init)
 
     @torch.no_grad()
-    def start_from(self, motifs: Sequence[str], in_channels: int, threshold: float = 3.0) -> None:
+    def start_from(self, motifs: Sequence[str], threshold: float = 3.0) -> None:
         """Set the first filters to the log-odds weights of ``motifs`` and their reverse complements.
 
         Each consensus (and its other strand, unless palindromic) takes one filter, centred, with

@@ -12,8 +12,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 CORES  ?= 2
-TEST_WORKERS ?= $(CORES)   # pytest-xdist workers of make test (one thread each); 0: one process
+# pytest-xdist workers of make test (one torch thread each, whole files per worker); 0: one process
+TEST_WORKERS ?= $(CORES)
 BIN     = $(VENV)/bin
+PYTEST  = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install demo test test-fast lint clean browser-deps
 
@@ -39,11 +41,11 @@ browser-deps:
 	else echo "browser-deps: npm not found; igv.js for the browser test not installed"; fi
 
 test: install browser-deps lint
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST)
 
 # the inner loop: everything but the end-to-end runs that train models or run Snakemake
 test-fast: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,7 +15,10 @@ import numpy as np
 # The bases each IUPAC code stands for (Cornish-Bowden 1985, Nucleic Acids Res 13:3021).
 IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "W": "AT", "S": "CG", "R": "AG", "Y": "CT", "K": "GT",
          "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT"}
-_COMPLEMENT = str.maketrans("ACGTWSRYKMBDHVN", "TGCAWSYRMKVHDBN")
+_PAIR = dict(zip("ACGT", "TGCA"))
+# each code's complement is the code of the complementary bases (W <-> W, R <-> Y, B <-> V, ...)
+_COMPLEMENT = str.maketrans({code: next(c for c, b in IUPAC.items() if set(b) == {_PAIR[x] for x in bases})
+                             for code, bases in IUPAC.items()})
 ORDER = "ACGT"  # one-hot channel order of the inputs
 
 
